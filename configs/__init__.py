@@ -1,0 +1,1 @@
+"""YAML hardware presets, installed as the package ``blackwell_sim.presets``."""
