@@ -25,10 +25,10 @@ MAX_VALUE_REPR = 60
 
 
 def spec(help: str, *, unit: str | None = None, ge: float | None = None, gt: float | None = None,
-         le: float | None = None, choices: tuple[str, ...] | None = None,
+         le: float | None = None, lt: float | None = None, choices: tuple[str, ...] | None = None,
          default: Any = dataclasses.MISSING) -> Any:
     """A dataclass field with help text, unit and range; no ``default`` means the key is required."""
-    metadata = {"help": help, "unit": unit, "ge": ge, "gt": gt, "le": le, "choices": choices}
+    metadata = {"help": help, "unit": unit, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
     if isinstance(default, dict):
         frozen = types.MappingProxyType(dict(default))
         return dataclasses.field(default_factory=lambda: frozen, metadata=metadata)
@@ -163,6 +163,8 @@ def _check_range(meta: Mapping[str, Any], value: Any, key: str, source_of: Sourc
             problem = f"must be > {meta['gt']:g}"
         elif meta.get("le") is not None and v > meta["le"]:
             problem = f"must be <= {meta['le']:g}"
+        elif meta.get("lt") is not None and v >= meta["lt"]:
+            problem = f"must be < {meta['lt']:g}"
         if problem:
             raise ConfigError(f"value {show_value(v)} {problem}", source=source_of(key), key=key, value=v)
 

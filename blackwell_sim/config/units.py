@@ -53,6 +53,11 @@ class TensorCoreConfig:
     mma_n_step: int = spec("N must be a multiple of this", ge=1)
     mma_k_bytes: int = spec("bytes of K per MMA instruction per operand row (tf32 K=8, "
                             "f16 K=16, fp8 K=32, fp4 K=64 -> 32 bytes)", ge=1)
+    mma_min_cycles: int = spec("least pipe occupancy of one MMA instruction whatever its N; small-N "
+                               "MMAs cannot go faster", unit="cycles", ge=1)
+    kblock_overhead_cycles: int = spec("per k-block cost the MMA pipe cannot hide: mbarrier wait on "
+                                       "the SMEM stage, fence/commit of the MMA batch", unit="cycles",
+                                       ge=0)
 
     def check(self) -> Iterator[Problem]:
         for name in list(self.dense_flops_per_clock) + list(self.sparse_flops_per_clock):
@@ -149,6 +154,17 @@ class HBMConfig:
     bandwidth_gbps: float = spec("peak HBM bandwidth (datasheet)", unit="GB/s", gt=0)
     stacks: int = spec("HBM stacks", ge=1)
     latency_ns: float = spec("load latency of an L2 miss served by HBM", unit="ns", ge=0)
+    refresh_overhead: float = spec("fraction of DRAM time lost to refresh (tRFC / tREFI)", ge=0, lt=1)
+    turnaround_overhead: float = spec("fraction of bandwidth lost to read<->write bus turnarounds "
+                                      "when reads and writes are evenly mixed (tWTR, tRTW)", ge=0, lt=1)
+
+    def effective_bytes_per_s(self, read_bytes: float, write_bytes: float) -> float:
+        """Sustainable bandwidth for a read/write mix: peak less refresh, less turnarounds in
+        proportion to the mix (0 for pure reads or writes, 1 for equal parts)."""
+        total = read_bytes + write_bytes
+        mix = 2 * min(read_bytes, write_bytes) / total if total > 0 else 0.0
+        return (self.bandwidth_gbps * 1e9 * (1 - self.refresh_overhead)
+                * (1 - self.turnaround_overhead * mix))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +196,22 @@ class PowerConfig:
     """Board power: the limit the sustained clock must respect."""
 
     limit_w: float = spec("board power limit (TDP)", unit="W", gt=0)
-    idle_w: float = spec("board power at idle clocks", unit="W", ge=0)
+    idle_w: float = spec("board power with clocks up but no work (static + clock tree)", unit="W",
+                         ge=0)
+    tensor_pj_per_flop: Mapping[str, float] = spec(
+        "tensor-core energy per FLOP by math class at max boost clock/voltage, random data", unit="pJ",
+        gt=0)
+    sm_active_w: float = spec("power of all SMs busy with non-tensor work (issue, registers, SMEM, "
+                              "TMA) at max boost clock", unit="W", ge=0)
+    hbm_pj_per_byte: float = spec("HBM access energy", unit="pJ/B", ge=0)
+    l2_pj_per_byte: float = spec("on-chip L2 <-> SM data movement energy", unit="pJ/B", ge=0)
+    voltage_exponent: float = spec("dynamic energy per operation scales as (f/f_max)^this (V^2 with "
+                                   "V roughly proportional to f across the DVFS range)", ge=0)
+    data_activity: float = spec("switching activity of the operand data relative to random normal "
+                                "data (1.0); all-zero operands toggle far fewer bits", ge=0, le=2,
+                                default=1.0)
+    min_clock_mhz: float = spec("lowest sustained SM clock the power manager will set", unit="MHz",
+                                gt=0)
 
     def check(self) -> Iterator[Problem]:
         if self.idle_w >= self.limit_w:
@@ -194,3 +225,5 @@ class LaunchConfig:
 
     overhead_us: float = spec("time from one kernel's end to the next one's first CTA on a "
                               "stream of back-to-back launches", unit="us", ge=0)
+    cta_setup_cycles: int = spec("per-CTA prologue before the first load is issued: barrier init, "
+                                 "TMA descriptor prefetch, TMEM allocation", unit="cycles", ge=0)

@@ -1,0 +1,181 @@
+"""GEMM kernel model: pick a configuration like a library heuristic, simulate it, explain it.
+
+``simulate_gemm`` ranks the feasible configurations with a closed-form estimate, simulates the
+best few in ``fast`` fidelity at the maximum boost clock, keeps the fastest, then finds the
+sustained clock under the power limit for the activity it produced and re-simulates at that clock
+in the requested fidelity. Split-K adds a reduction kernel; every kernel pays the launch overhead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from blackwell_sim.config import GPUConfig, SystemConfig, get_dtype
+from blackwell_sim.engine.kernels.gemm_configs import GemmProblem, TileConfig, candidates
+from blackwell_sim.engine.kernels.gemm_sim import GemmSimulation, SimStats
+from blackwell_sim.engine.power import Activity, sustained_clock_mhz
+from blackwell_sim.engine.result import KernelResult
+from blackwell_sim.engine.tensor_core import TensorCore
+from blackwell_sim.errors import BlackwellSimError
+
+SIMULATED_CANDIDATES = 4   # configurations simulated after the closed-form ranking
+FIDELITIES = ("fast", "detailed")
+CLOCK_TOLERANCE_MHZ = 1.0
+
+
+def _gpu_of(config) -> GPUConfig:
+    if isinstance(config, SystemConfig):
+        return config.gpu
+    if not isinstance(config, GPUConfig):
+        raise BlackwellSimError(f"config must be a GPUConfig or SystemConfig, got {type(config).__name__}")
+    return config
+
+
+def make_problem(gpu: GPUConfig, m: int, n: int, k: int, dtype: str = "bf16", *, batch: int = 1,
+                 sparse: bool = False, compressible: tuple[bool, bool] = (False, False),
+                 density: tuple[float | None, float | None] = (None, None)) -> GemmProblem:
+    try:
+        dt = get_dtype(dtype)
+    except KeyError as exc:
+        raise BlackwellSimError(f"gemm: dtype: {exc.args[0]}") from None
+    gpu.flops_per_clock_per_sm(dt.name, sparse)  # raises ConfigError if the GPU has no path
+    from blackwell_sim.engine.l2_compression import CompressionUnit
+
+    unit = CompressionUnit(gpu.l2_compression, gpu.sm.clock_mhz * 1e6)
+    fa = unit.bytes_factor(compressible[0], density[0])
+    fb = unit.bytes_factor(compressible[1], density[1])
+    gain = max(unit.capacity_gain(compressible[0], density[0]), unit.capacity_gain(compressible[1], density[1]))
+    out_bits = 32 if dt.math_class == "tf32" else 16
+    return GemmProblem(m, n, k, dt, batch, sparse, out_bits, fa, fb, gain)
+
+
+def estimate_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, clock_mhz: float) -> float:
+    """Closed-form time used only to rank configurations (waves x max(math, L2) vs HBM floor)."""
+    clock_hz = clock_mhz * 1e6
+    tc = TensorCore(gpu, p.dtype, p.sparse)
+    units = math.ceil(p.m / cfg.tile_m) * math.ceil(p.n / cfg.tile_n) * p.batch * cfg.split_k
+    workers = (gpu.sm.count // (cfg.sms_per_unit * cfg.cluster_m * cfg.cluster_n)) * cfg.cluster_m * cfg.cluster_n
+    k_len = math.ceil(p.k / cfg.split_k)
+    k_iters = math.ceil(k_len / cfg.tile_k)
+    t_math = k_iters * tc.kblock_cycles(cfg.tile_m // cfg.sms_per_unit, cfg.tile_n, cfg.tile_k) / clock_hz
+    l2_unit = (cfg.tile_m / cfg.cluster_n * p.operand_bytes_per_element("a")
+               + cfg.tile_n / cfg.cluster_m * p.operand_bytes_per_element("b")) * k_len
+    concurrent = min(units, workers)
+    t_l2 = l2_unit * concurrent / (gpu.l2.bandwidth_gbps * 1e9)
+    waves = math.ceil(units / workers)
+    unique = (p.m * p.k * p.operand_bytes_per_element("a") + p.k * p.n * p.operand_bytes_per_element("b")
+              + p.m * p.n * p.out_bits / 8) * p.batch
+    t_hbm = unique / (gpu.hbm.bandwidth_gbps * 1e9)
+    epilogue = 0.0 if cfg.epilogue_overlap else waves * cfg.tile_m * cfg.tile_n * 2 / (
+        gpu.hbm.bandwidth_gbps * 1e9 / concurrent)
+    reduction = 0.0 if cfg.split_k == 1 else (cfg.split_k + 1) * p.m * p.n * 4 * p.batch / (gpu.hbm.bandwidth_gbps * 1e9)
+    return max(waves * max(t_math, t_l2), t_hbm) + epilogue + reduction
+
+
+def _simulate(gpu, p, cfg, clock_mhz, fidelity, record=False) -> SimStats:
+    return GemmSimulation(gpu, p, cfg, clock_mhz, fidelity, record).run()
+
+
+def _reduction_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig) -> float:
+    """Split-K reduction kernel: read the fp32 partials, write C (memory-bound, plus a launch)."""
+    if cfg.split_k == 1:
+        return 0.0
+    read = cfg.split_k * p.m * p.n * 4 * p.batch
+    write = p.m * p.n * p.out_bits / 8 * p.batch
+    return gpu.launch.overhead_us * 1e-6 + (read + write) / gpu.hbm.effective_bytes_per_s(read, write)
+
+
+def choose_config(gpu: GPUConfig, p: GemmProblem, tile: str | None = None) -> list[TileConfig]:
+    """Configurations to simulate, best estimate first (or the one named by ``tile``)."""
+    cands = candidates(gpu, p)
+    if tile is not None:
+        named = [c for c in cands if c.name.startswith(tile) or f"{c.tile_m}x{c.tile_n}" == tile]
+        if not named:
+            names = sorted({f"{c.tile_m}x{c.tile_n}" for c in cands})
+            raise BlackwellSimError(f"gemm: --tile {tile!r} is not a feasible configuration here; "
+                                    f"feasible tiles: {', '.join(names)}")
+        cands = named
+    clock = gpu.sm.max_boost_clock_mhz
+    cands.sort(key=lambda c: estimate_s(gpu, p, c, clock))
+    return cands[:SIMULATED_CANDIDATES]
+
+
+def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch: int = 1,
+                  sparse: bool = False, fidelity: str = "fast", tile: str | None = None,
+                  compressible: tuple[bool, bool] = (False, False),
+                  density: tuple[float | None, float | None] = (None, None),
+                  record_timeline: bool = False) -> KernelResult:
+    """Simulate C[m,n] = A[m,k] @ B[k,n] (``batch`` times) on ``config``'s GPU."""
+    if fidelity not in FIDELITIES:
+        raise BlackwellSimError(f"gemm: fidelity must be one of {', '.join(FIDELITIES)}, got {fidelity!r}")
+    gpu = _gpu_of(config)
+    p = make_problem(gpu, m, n, k, dtype, batch=batch, sparse=sparse, compressible=compressible,
+                     density=density)
+    fmax = gpu.sm.max_boost_clock_mhz
+    best_cfg, best = None, None
+    for cfg in choose_config(gpu, p, tile):
+        stats = _simulate(gpu, p, cfg, fmax, "fast")
+        total = stats.elapsed_s + _reduction_s(gpu, p, cfg)
+        if best is None or total < best[0]:
+            best_cfg, best = cfg, (total, stats)
+    stats = best[1]
+    activity = Activity(fmax, stats.elapsed_s, p.flops * (1 if not p.sparse else 1), p.dtype.math_class,
+                        stats.busy_s / (stats.workers * stats.elapsed_s) if stats.elapsed_s else 0.0,
+                        stats.hbm_bytes, stats.l2_bytes)
+    clock = sustained_clock_mhz(gpu, activity)
+    if abs(clock - fmax) > CLOCK_TOLERANCE_MHZ or fidelity != "fast" or record_timeline:
+        stats = _simulate(gpu, p, best_cfg, clock, fidelity, record_timeline)
+    return _result(gpu, p, best_cfg, stats, clock, fidelity)
+
+
+def _result(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, st: SimStats, clock: float,
+            fidelity: str) -> KernelResult:
+    launch_s = gpu.launch.overhead_us * 1e-6
+    reduction_s = _reduction_s(gpu, p, cfg)
+    total = launch_s + st.elapsed_s + reduction_s
+    peak = gpu.peak_tflops(p.dtype.name, p.sparse)
+    tflops = p.flops / total / 1e12
+    tc = TensorCore(gpu, p.dtype, p.sparse)
+    rows = cfg.tile_m // cfg.sms_per_unit
+    ideal_kblock = 2 * rows * cfg.tile_n * cfg.tile_k / tc.flops_per_clock
+    computed = (math.ceil(p.m / cfg.tile_m) * cfg.tile_m * math.ceil(p.n / cfg.tile_n) * cfg.tile_n
+                * math.ceil(math.ceil(p.k / cfg.split_k) / cfg.tile_k) * cfg.tile_k * cfg.split_k * 2 * p.batch)
+    waves = math.ceil(st.units / st.workers)
+    occupancy = st.math_s / (st.workers * st.elapsed_s) if st.elapsed_s else 0.0
+    wave_eff = st.units / (waves * st.workers)
+    efficiency = {
+        "clock": clock / gpu.sm.clock_mhz,
+        "mma_pipe": ideal_kblock / tc.kblock_cycles(rows, cfg.tile_n, cfg.tile_k),
+        "tile_padding": p.flops / computed,
+        "idle_sms": st.workers * cfg.sms_per_unit / gpu.sm.count,
+        "wave_quantization": wave_eff,
+        "stalls": occupancy / wave_eff if wave_eff else 0.0,
+        "launch_and_reduction": st.elapsed_s / total,
+    }
+    components = {"compute": st.math_s, "l2": st.l2_s, "hbm": st.hbm_s, "die_link": st.die_s,
+                  "latency": st.latency_s + st.epilogue_exposed_s, "tmem": st.tmem_s, "smem": st.smem_s}
+    bound = max(components, key=components.get)
+    if (launch_s + reduction_s) > st.elapsed_s:
+        bound = "launch"
+    elif bound == "compute" and clock < gpu.sm.max_boost_clock_mhz - CLOCK_TOLERANCE_MHZ:
+        bound = "power"
+    return KernelResult(
+        kernel=f"gemm {p.m}x{p.n}x{p.k}" + (f" batch {p.batch}" if p.batch > 1 else "")
+        + f" {p.dtype.name}" + (" 2:4-sparse" if p.sparse else ""),
+        time_s=total, cycles=total * clock * 1e6, clock_mhz=clock, flops=p.flops, tflops=tflops,
+        peak_tflops=peak, percent_of_peak=100 * tflops / peak, bound=bound, tile=cfg.name,
+        bytes={"smem": st.smem_bytes, "l2": st.l2_bytes, "hbm": st.hbm_bytes},
+        bandwidth_gbps={"l2": st.l2_bytes / total / 1e9, "hbm": st.hbm_bytes / total / 1e9},
+        utilization={"tensor": occupancy * st.elapsed_s / total,
+                     "sms": st.busy_s / (st.workers * st.elapsed_s) if st.elapsed_s else 0.0,
+                     "hbm": st.hbm_bytes / total / (gpu.hbm.bandwidth_gbps * 1e9),
+                     "l2": st.l2_bytes / total / (gpu.l2.bandwidth_gbps * 1e9)},
+        efficiency=efficiency,
+        details={"fidelity": fidelity, "waves": waves, "units": st.units, "workers": st.workers,
+                 "stages": cfg.stages, "split_k": cfg.split_k, "raster": cfg.raster,
+                 "swizzle": cfg.swizzle, "epilogue_overlap": cfg.epilogue_overlap,
+                 "l2_hit_rate": st.l2_hit_rate, "events": st.events, "launch_s": launch_s,
+                 "reduction_s": reduction_s, "time_components_s": components,
+                 "timeline": st.timeline if st.timeline else None},
+    )

@@ -1,0 +1,180 @@
+"""GEMM problems, candidate kernel configurations and the library-like heuristic that picks one.
+
+Candidates mirror what cuBLAS / CUTLASS ship for each architecture: Hopper warp-specialised
+``wgmma`` kernels (cooperative: one tile over two consumer warpgroups, epilogue not overlapped;
+ping-pong: two warpgroups alternate tiles, epilogue overlapped), Blackwell ``tcgen05`` kernels
+with 1-SM (M=128, or M=64 at half rate) and 2-SM (M=256, ``cta_group::2``) MMAs whose epilogue
+overlaps the next tile when TMEM holds two accumulators. Clusters of 2 along M multicast B.
+Split-K is offered when the output has too few tiles to fill the GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from blackwell_sim.config.dtypes import DType
+from blackwell_sim.config.gpu import GPUConfig
+from blackwell_sim.engine.smem import pipeline_stages
+from blackwell_sim.engine.tmem import TMEM
+from blackwell_sim.errors import BlackwellSimError
+
+K_BLOCK_BYTES = 128       # bytes of K per SMEM stage row (CUTLASS: 64 bf16, 128 fp8, 32 tf32, 256 fp4)
+EPILOGUE_TILE_N = 64      # columns staged per epilogue sub-tile in SMEM (CUTLASS epilogue tile)
+MIN_STAGES = 2            # double buffering is the least a TMA pipeline can run with
+SPLIT_K_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
+TMA_ALIGN_BYTES = 16      # TMA global strides must be multiples of 16 bytes (CUDA driver API, cuTensorMapEncodeTiled)
+
+
+@dataclass(frozen=True)
+class GemmProblem:
+    """C[m,n] = A[m,k] B[k,n], ``batch`` times; A may be 2:4 sparse (dense-equivalent FLOPs)."""
+
+    m: int
+    n: int
+    k: int
+    dtype: DType
+    batch: int = 1
+    sparse: bool = False
+    out_bits: int = 16
+    a_bytes_factor: float = 1.0   #: L2-compression factor on A's DRAM/L2 bytes (1 = off)
+    b_bytes_factor: float = 1.0
+    capacity_gain: float = 1.0    #: effective L2 capacity gain from compression
+
+    def __post_init__(self) -> None:
+        for name in ("m", "n", "k", "batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BlackwellSimError(f"gemm: {name} must be a positive integer, got {value!r}")
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.n * self.k * self.batch
+
+    def operand_bytes_per_element(self, operand: str) -> float:
+        """Bytes per logical element of A or B in memory, block scales included; sparse A stores
+        half the values plus 2-bit indices per kept value."""
+        d = self.dtype
+        per = d.bits / 8 + (d.scale_bits / 8 / d.block_size if d.block_size else 0)
+        if operand == "a" and self.sparse:
+            per = per / 2 + 2 / 8 / 2
+        return per
+
+    @property
+    def tma_aligned(self) -> bool:
+        """Whether every leading dimension meets TMA's 16-byte stride rule (row-major A, B, C)."""
+        eb = self.dtype.bits / 8
+        return all((x * eb) % TMA_ALIGN_BYTES == 0 for x in (self.k, self.n)) and \
+            (self.n * self.out_bits / 8) % TMA_ALIGN_BYTES == 0
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """One kernel configuration. ``tile_m`` is the whole work unit's M (256 for a 2-SM pair)."""
+
+    tile_m: int
+    tile_n: int
+    tile_k: int
+    sms_per_unit: int = 1
+    cluster_m: int = 1
+    cluster_n: int = 1
+    epilogue_overlap: bool = False
+    split_k: int = 1
+    raster: str = "n"            #: walk N fastest ("n") or M fastest ("m") within a swizzle band
+    swizzle: int = 8             #: band width in tiles (1 = plain row/column-major order)
+    stages: int = 0
+    variant: str = ""
+
+    @property
+    def name(self) -> str:
+        parts = [f"{self.tile_m}x{self.tile_n}x{self.tile_k}", self.variant,
+                 f"cluster{self.cluster_m}x{self.cluster_n}", f"stages{self.stages}"]
+        if self.split_k > 1:
+            parts.append(f"splitk{self.split_k}")
+        return " ".join(p for p in parts if p)
+
+
+def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
+    tk = max(8, int(K_BLOCK_BYTES * 8 // dtype.bits))
+    tc = gpu.tensor_core
+    out: list[TileConfig] = []
+    if tc.instruction == "tcgen05":
+        tmem = TMEM(gpu.tmem)
+        for m_rows in tc.mma_m:
+            for n in (64, 128, 256):
+                if n > tc.max_mma_n:
+                    continue
+                buffers = tmem.accumulator_buffers(n)
+                if buffers >= 1:
+                    out.append(TileConfig(m_rows, n, tk, 1, epilogue_overlap=buffers >= 2, variant="1sm"))
+                    out.append(TileConfig(m_rows, n, tk, 1, cluster_m=2, epilogue_overlap=buffers >= 2,
+                                          variant="1sm"))
+        for pair_m in tc.pair_mma_m:
+            if pair_m < 256:
+                continue
+            for n in (128, 256):
+                buffers = tmem.accumulator_buffers(n)
+                if buffers >= 1 and n <= tc.max_mma_n:
+                    out.append(TileConfig(pair_m, n, tk, 2, epilogue_overlap=buffers >= 2, variant="2sm"))
+                    out.append(TileConfig(pair_m, n, tk, 2, cluster_m=2, epilogue_overlap=buffers >= 2,
+                                          variant="2sm"))
+    else:
+        for m, n in ((128, 256), (256, 128), (128, 128)):
+            for cm in (1, 2):
+                out.append(TileConfig(m, n, tk, cluster_m=cm, variant="cooperative"))
+        for m, n in ((64, 256), (128, 128), (64, 128)):
+            for cm in (1, 2):
+                out.append(TileConfig(m, n, tk, cluster_m=cm, epilogue_overlap=True, variant="pingpong"))
+    return out
+
+
+def epilogue_smem_bytes(cfg: TileConfig, out_bits: int) -> float:
+    rows = cfg.tile_m // cfg.sms_per_unit
+    return rows * EPILOGUE_TILE_N * out_bits / 8
+
+
+def stage_bytes(problem: GemmProblem, cfg: TileConfig) -> float:
+    """SMEM bytes of one k-block stage on one SM (a 2-SM pair splits A and B between its SMs)."""
+    a = cfg.tile_m * cfg.tile_k * problem.operand_bytes_per_element("a")
+    b = cfg.tile_n * cfg.tile_k * problem.operand_bytes_per_element("b")
+    return (a + b) / cfg.sms_per_unit
+
+
+def candidates(gpu: GPUConfig, problem: GemmProblem) -> list[TileConfig]:
+    """Feasible configurations (stages from SMEM capacity), with split-K variants for few tiles."""
+    workers_1sm = gpu.sm.count
+    out = []
+    for cfg in _base_candidates(gpu, problem.dtype):
+        stages = pipeline_stages(gpu.smem, stage_bytes(problem, cfg), epilogue_smem_bytes(cfg, problem.out_bits))
+        if stages < MIN_STAGES:
+            continue
+        cfg = replace(cfg, stages=stages)
+        tiles = math.ceil(problem.m / cfg.tile_m) * math.ceil(problem.n / cfg.tile_n) * problem.batch
+        units = workers_1sm // cfg.sms_per_unit
+        for split in SPLIT_K_CHOICES:
+            if split > 1 and (tiles * split > 2 * units or problem.k / split < 4 * cfg.tile_k):
+                break
+            raster = "m" if math.ceil(problem.m / cfg.tile_m) > math.ceil(problem.n / cfg.tile_n) else "n"
+            out.append(replace(cfg, split_k=split, raster=raster))
+    if not out:
+        raise BlackwellSimError(
+            f"gemm: no kernel configuration fits {gpu.name}'s shared memory "
+            f"({gpu.smem.usable_per_cta_bytes} bytes per CTA) and tensor memory for {problem.dtype.name}")
+    return out
+
+
+def tile_order(problem: GemmProblem, cfg: TileConfig) -> list[tuple[int, int, int, int]]:
+    """Work units (batch, tile row, tile column, k split) in the kernel's raster order."""
+    mt, nt = math.ceil(problem.m / cfg.tile_m), math.ceil(problem.n / cfg.tile_n)
+    order = []
+    outer, inner = (mt, nt) if cfg.raster == "n" else (nt, mt)
+    band = max(1, cfg.swizzle)
+    for b in range(problem.batch):
+        for band_start in range(0, outer, band):
+            band_rows = range(band_start, min(band_start + band, outer))
+            for c in range(inner):
+                for r in band_rows:
+                    i, j = (r, c) if cfg.raster == "n" else (c, r)
+                    for s in range(cfg.split_k):
+                        order.append((b, i, j, s))
+    return order

@@ -1,0 +1,240 @@
+"""The discrete-event simulation of one GEMM kernel configuration on one GPU.
+
+Workers (an SM, or an SM pair for 2-SM MMA) pull work units (output tiles, or K-splits of them)
+in raster order, like a persistent tile scheduler. Per unit: the A and B panels are looked up in
+the L2 panel cache (hits come from L2, misses from HBM), the main loop overlaps TMA loads with
+MMAs, then the epilogue drains the accumulator (TMEM or registers) and stores C. The epilogue
+overlaps the next unit's main loop when the kernel double-buffers its accumulator.
+
+``fast`` fidelity times a unit's main loop in closed form (pipelined: fill latency, then the slower
+of math and memory per k-block, then drain); ``detailed`` runs one event per k-block with a
+producer (TMA) and a consumer (MMA) sharing ``stages`` SMEM slots. Link shares are evaluated at
+each event, so contention is resolved at unit or k-block granularity respectively.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import simpy
+
+from blackwell_sim.config.gpu import GPUConfig
+from blackwell_sim.engine.die_link import CROSS_DIE_FRACTION, DieLink
+from blackwell_sim.engine.hbm import HBM
+from blackwell_sim.engine.kernels.gemm_configs import GemmProblem, TileConfig, stage_bytes, tile_order
+from blackwell_sim.engine.l2 import L2
+from blackwell_sim.engine.sm import SMArray
+from blackwell_sim.engine.smem import smem_cycles
+from blackwell_sim.engine.tensor_core import TensorCore
+from blackwell_sim.engine.tma import TMA
+from blackwell_sim.engine.tmem import TMEM
+
+ACCUMULATOR_BITS = 32  # fp32 partial sums (split-K workspace)
+
+
+@dataclass
+class SimStats:
+    """Raw outcome of one simulated configuration (times in seconds)."""
+
+    elapsed_s: float = 0.0
+    math_s: float = 0.0          #: summed over units
+    l2_s: float = 0.0
+    hbm_s: float = 0.0
+    die_s: float = 0.0
+    latency_s: float = 0.0
+    epilogue_exposed_s: float = 0.0
+    tmem_s: float = 0.0
+    smem_s: float = 0.0
+    units: int = 0
+    workers: int = 0
+    hbm_bytes: float = 0.0
+    l2_bytes: float = 0.0
+    smem_bytes: float = 0.0
+    l2_hit_rate: float = 0.0
+    busy_s: float = 0.0          #: worker-seconds with a unit in flight
+    events: int = 0
+    timeline: list = field(default_factory=list)
+
+
+class GemmSimulation:
+    """One configuration of one problem on one GPU at one clock."""
+
+    def __init__(self, gpu: GPUConfig, problem: GemmProblem, cfg: TileConfig, clock_mhz: float,
+                 fidelity: str = "fast", record: bool = False) -> None:
+        self.gpu, self.p, self.cfg, self.fidelity, self.record = gpu, problem, cfg, fidelity, record
+        self.clock_hz = clock_mhz * 1e6
+        self.env = simpy.Environment()
+        self.hbm = HBM(gpu.hbm)
+        self.l2 = L2(gpu.l2, self.clock_hz, capacity_gain=problem.capacity_gain)
+        self.die = DieLink(gpu.die_link) if gpu.die_link is not None else None
+        self.sms = SMArray(gpu.sm)
+        self.tc = TensorCore(gpu, problem.dtype, problem.sparse)
+        self.tma = TMA(gpu.tma, self.clock_hz)
+        self.tmem = TMEM(gpu.tmem) if gpu.tmem is not None else None
+        self.stats = SimStats()
+        self.order = tile_order(problem, cfg)
+        self.next_unit = 0
+        self.rows_per_sm = cfg.tile_m // cfg.sms_per_unit
+        self.k_len = math.ceil(problem.k / cfg.split_k)
+        self.k_iters = math.ceil(self.k_len / cfg.tile_k)
+        self.kblock_s = self.tc.kblock_cycles(self.rows_per_sm, cfg.tile_n, cfg.tile_k) / self.clock_hz
+        self.stage_bytes = stage_bytes(problem, cfg) * cfg.sms_per_unit
+        inflight_latency_l2 = self.tma.latency_s
+        inflight_latency_hbm = self.tma.latency_s + self.hbm.latency_s
+        self.cap_l2 = self.tma.rate_cap(cfg.stages, self.stage_bytes, inflight_latency_l2)
+        self.cap_hbm = self.tma.rate_cap(cfg.stages, self.stage_bytes, inflight_latency_hbm)
+        self.out_bits = ACCUMULATOR_BITS if cfg.split_k > 1 else problem.out_bits
+
+    # -- per-unit quantities ------------------------------------------------------------------
+    def _unit_bytes(self, b: int, i: int, j: int, s: int) -> tuple[float, float, float, float]:
+        """(L2->SM bytes, HBM bytes, output bytes, valid rows x cols) of one unit; updates the cache."""
+        p, cfg = self.p, self.cfg
+        rows = min(cfg.tile_m, p.m - i * cfg.tile_m)
+        cols = min(cfg.tile_n, p.n - j * cfg.tile_n)
+        k_len = min(self.k_len, p.k - s * self.k_len)
+        a_bytes = rows * k_len * p.operand_bytes_per_element("a") * p.a_bytes_factor
+        b_bytes = cols * k_len * p.operand_bytes_per_element("b") * p.b_bytes_factor
+        hbm = 0.0
+        if not self.l2.cache.access(("A", b, i, s), a_bytes):
+            hbm += a_bytes
+        if not self.l2.cache.access(("B", b, j, s), b_bytes):
+            hbm += b_bytes
+        l2_bytes = a_bytes / cfg.cluster_n + b_bytes / cfg.cluster_m
+        out = rows * cols * self.out_bits / 8
+        return l2_bytes, hbm, out, a_bytes + b_bytes
+
+    def _epilogue_local_s(self) -> float:
+        """Accumulator drain + SMEM staging of one tile on one SM (before the TMA store)."""
+        rows, cols = self.rows_per_sm, self.cfg.tile_n
+        smem = smem_cycles(self.gpu.smem, rows * cols * self.out_bits / 8)
+        drain = self.tmem.drain_cycles(rows, cols) if self.tmem is not None else 0.0
+        self.stats.tmem_s += drain / self.clock_hz
+        self.stats.smem_s += smem / self.clock_hz
+        return (drain + smem) / self.clock_hz
+
+    # -- processes ----------------------------------------------------------------------------
+    def _take(self):
+        if self.next_unit >= len(self.order):
+            return None
+        unit = self.order[self.next_unit]
+        self.next_unit += 1
+        return unit
+
+    def _mainloop_fast(self, l2_bytes: float, hbm_bytes: float):
+        st = self.stats
+        t_math = self.k_iters * self.kblock_s
+        t_l2 = self.l2.seconds_for(l2_bytes, self.cap_l2)
+        t_hbm = self.hbm.seconds_for(hbm_bytes, self.cap_hbm)
+        t_die = self.die.seconds_for(l2_bytes * CROSS_DIE_FRACTION) if self.die is not None else 0.0
+        t_mem = max(t_l2, t_hbm, t_die)
+        latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
+        drain = min(t_math, t_mem) / self.k_iters
+        st.math_s += t_math
+        st.l2_s += t_l2
+        st.hbm_s += t_hbm
+        st.die_s += t_die
+        st.latency_s += latency + drain
+        st.events += 1
+        yield self.env.timeout(latency + max(t_math, t_mem) + drain)
+
+    def _mainloop_detailed(self, l2_bytes: float, hbm_bytes: float):
+        env, st = self.env, self.stats
+        n = self.k_iters
+        per_l2, per_hbm = l2_bytes / n, hbm_bytes / n
+        empty = simpy.Container(env, capacity=self.cfg.stages, init=self.cfg.stages)
+        full = simpy.Container(env, capacity=self.cfg.stages, init=0)
+        latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
+        pipe = {"free_at": env.now}
+
+        def deliver(at):
+            yield env.timeout(at - env.now)
+            yield full.put(1)
+
+        def producer():
+            for _ in range(n):
+                yield empty.get(1)
+                t_l2 = self.l2.seconds_for(per_l2, self.cap_l2)
+                t_hbm = self.hbm.seconds_for(per_hbm, self.cap_hbm)
+                t_die = self.die.seconds_for(per_l2 * CROSS_DIE_FRACTION) if self.die is not None else 0.0
+                st.l2_s += t_l2
+                st.hbm_s += t_hbm
+                st.die_s += t_die
+                start = max(env.now, pipe["free_at"])
+                pipe["free_at"] = start + max(t_l2, t_hbm, t_die)
+                env.process(deliver(pipe["free_at"] + latency))
+                st.events += 2
+
+        def consumer():
+            for _ in range(n):
+                yield full.get(1)
+                yield env.timeout(self.kblock_s)
+                st.math_s += self.kblock_s
+                yield empty.put(1)
+                st.events += 2
+
+        start = env.now
+        env.process(producer())
+        yield env.process(consumer())
+        st.latency_s += max(0.0, (env.now - start) - n * self.kblock_s)
+
+    def _store(self, out_bytes: float):
+        self.hbm.join()
+        t = self.hbm.seconds_for(out_bytes)
+        yield self.env.timeout(t)
+        self.hbm.leave()
+
+    def _worker(self, wid: int):
+        env, st, cfg = self.env, self.stats, self.cfg
+        yield env.timeout(self.gpu.launch.cta_setup_cycles / self.clock_hz)
+        pending_epilogue = None
+        while (unit := self._take()) is not None:
+            start = env.now
+            l2_bytes, hbm_bytes, out_bytes, smem_bytes = self._unit_bytes(*unit)
+            st.l2_bytes += l2_bytes
+            st.hbm_bytes += hbm_bytes + out_bytes
+            st.smem_bytes += smem_bytes
+            self.l2.join()
+            if hbm_bytes:
+                self.hbm.join()
+            if self.die is not None:
+                self.die.join()
+            main = self._mainloop_fast if self.fidelity == "fast" else self._mainloop_detailed
+            yield from main(l2_bytes, hbm_bytes)
+            self.l2.leave()
+            if hbm_bytes:
+                self.hbm.leave()
+            if self.die is not None:
+                self.die.leave()
+            local = self._epilogue_local_s()
+            if cfg.epilogue_overlap:
+                if pending_epilogue is not None and not pending_epilogue.triggered:
+                    wait_start = env.now
+                    yield pending_epilogue
+                    st.epilogue_exposed_s += env.now - wait_start
+                pending_epilogue = env.process(self._epilogue_async(local, out_bytes))
+            else:
+                t0 = env.now
+                yield env.timeout(local)
+                yield env.process(self._store(out_bytes))
+                st.epilogue_exposed_s += env.now - t0
+            st.units += 1
+            st.busy_s += env.now - start
+            if self.record:
+                st.timeline.append((wid, unit, start, env.now))
+        if pending_epilogue is not None and not pending_epilogue.triggered:
+            yield pending_epilogue
+
+    def _epilogue_async(self, local_s: float, out_bytes: float):
+        yield self.env.timeout(local_s)
+        yield self.env.process(self._store(out_bytes))
+
+    def run(self) -> SimStats:
+        workers = self.sms.workers(self.cfg.sms_per_unit, self.cfg.cluster_m * self.cfg.cluster_n)
+        workers = max(1, min(workers, len(self.order)))
+        self.stats.workers = workers
+        procs = [self.env.process(self._worker(w)) for w in range(workers)]
+        self.env.run(simpy.AllOf(self.env, procs))
+        self.stats.elapsed_s = self.env.now
+        self.stats.l2_hit_rate = self.l2.cache.hit_rate
+        return self.stats

@@ -1,0 +1,183 @@
+"""Predicted vs measured: per-row error, and per kind and dtype count, MAPE, max error, Spearman.
+
+Reads the JSON-lines measurement format of shared/data/hopper/ (see its README): kinds ``gemm``
+(optional ``batch``), ``gemm_sparse24``, ``copy``, ``elementwise``; kinds the model cannot predict
+yet (``attention`` until its kernel model exists, ``env`` rows) are listed as skipped with the
+reason, never dropped silently. ``gemm_sparse24`` rows are shown beside the model's *potential*
+(the hardware's 2:4 rate), kept out of the dense GEMM accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from blackwell_sim.config import GPUConfig, SystemConfig
+from blackwell_sim.errors import BlackwellSimError
+
+MIB = 2**20
+Predictor = Callable[[GPUConfig, dict], list[tuple[str, float, float]]]
+
+
+def read_measurements(path: str | Path) -> list[dict]:
+    """Rows of a JSON-lines file; bad lines raise a one-line error naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BlackwellSimError(f"{path}: cannot read measurement file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise BlackwellSimError(f"{path}: measurement file is not UTF-8 text") from None
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BlackwellSimError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("kind"), str):
+            raise BlackwellSimError(f"{path}:{lineno}: each line must be an object with a 'kind' string")
+        row["_line"] = lineno
+        rows.append(row)
+    return rows
+
+
+def _need(row: dict, field: str, kind=(int, float)):
+    value = row.get(field)
+    if isinstance(value, bool) or not isinstance(value, kind) or (
+            isinstance(value, (int, float)) and (not math.isfinite(value) or value <= 0)):
+        raise BlackwellSimError(f"line {row['_line']}: field '{field}' must be a positive number, got {value!r}")
+    return value
+
+
+def _gemm(gpu: GPUConfig, row: dict):
+    from blackwell_sim.engine.kernels.gemm import simulate_gemm
+
+    r = simulate_gemm(gpu, int(_need(row, "m")), int(_need(row, "n")), int(_need(row, "k")),
+                      row.get("dtype", "bf16"), batch=int(row.get("batch", 1)))
+    return [("median_s", _need(row, "median_s"), r.time_s, r)]
+
+
+def _gemm_sparse(gpu: GPUConfig, row: dict):
+    from blackwell_sim.engine.kernels.gemm import simulate_gemm
+
+    m, n, k = (int(_need(row, f)) for f in "mnk")
+    sparse = simulate_gemm(gpu, m, n, k, row.get("dtype", "bf16"), sparse=True)
+    out = [("median_s", _need(row, "median_s"), sparse.time_s, sparse)]
+    if "dense_median_s" in row:
+        dense = simulate_gemm(gpu, m, n, k, row.get("dtype", "bf16"))
+        out.append(("dense_median_s", _need(row, "dense_median_s"), dense.time_s, dense))
+    return out
+
+
+def _copy(gpu: GPUConfig, row: dict):
+    from blackwell_sim.engine.kernels.memcpy import simulate_memcpy
+
+    r = simulate_memcpy(gpu, _need(row, "mib") * MIB)
+    return [("median_s", _need(row, "median_s"), r.time_s, r)]
+
+
+def _elementwise(gpu: GPUConfig, row: dict):
+    from blackwell_sim.engine.kernels.memcpy import simulate_memory_kernel
+
+    r = simulate_memory_kernel(gpu, _need(row, "bytes_read"), float(row.get("bytes_written", 0)),
+                               name=f"elementwise {row.get('op', '')}")
+    return [("median_s", _need(row, "median_s"), r.time_s, r)]
+
+
+PREDICTORS: dict[str, Predictor] = {"gemm": _gemm, "gemm_sparse24": _gemm_sparse, "copy": _copy,
+                                    "elementwise": _elementwise}
+SKIP_REASONS = {"env": "device description, nothing to predict",
+                "env_after": "device description, nothing to predict",
+                "attention": "the attention kernel model does not exist yet (issue: attention kernels)"}
+
+
+def _register_optional() -> None:
+    try:
+        from blackwell_sim.engine.kernels import attention  # noqa: F401
+    except ImportError:
+        return
+    if hasattr(attention, "validate_row"):
+        PREDICTORS["attention"] = attention.validate_row
+        SKIP_REASONS.pop("attention", None)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3:
+        return float("nan")
+    ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def validate(path: str | Path, config) -> dict:
+    """Predict every row; returns ``{"rows": [...], "skipped": [...], "summary": [...]}``."""
+    _register_optional()
+    gpu = config.gpu if isinstance(config, SystemConfig) else config
+    rows, skipped = [], []
+    for row in read_measurements(path):
+        kind = row["kind"]
+        fields = {k: v for k, v in row.items() if k != "_line"}
+        if kind not in PREDICTORS:
+            skipped.append({**fields, "line": row["_line"],
+                            "reason": SKIP_REASONS.get(kind, f"unknown kind '{kind}'")})
+            continue
+        try:
+            predictions = PREDICTORS[kind](gpu, row)
+        except BlackwellSimError as exc:
+            skipped.append({**fields, "line": row["_line"], "reason": str(exc)})
+            continue
+        for quantity, measured, predicted, result in predictions:
+            rows.append({**fields, "quantity": quantity, "measured_s": measured, "predicted_s": predicted,
+                         "error": predicted / measured - 1, "bound": result.bound, "tile": result.tile})
+    return {"rows": rows, "skipped": skipped, "summary": summarize(rows)}
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per (kind, dtype, quantity): count, MAPE, max |error|, Spearman rank correlation; plus totals."""
+    if not rows:
+        return []
+    df = pd.DataFrame(rows)
+    df["dtype"] = df.get("dtype", pd.Series(index=df.index, dtype=object)).fillna("-")
+    out = []
+    for (kind, dtype, quantity), g in df.groupby(["kind", "dtype", "quantity"], sort=True):
+        out.append(_stats(g, kind=kind, dtype=dtype, quantity=quantity))
+    for kind, g in df.groupby("kind", sort=True):
+        for quantity, gq in g.groupby("quantity", sort=True):
+            out.append(_stats(gq, kind=kind, dtype="all", quantity=quantity))
+    return out
+
+
+def _stats(g: pd.DataFrame, **keys) -> dict:
+    err = g["error"].abs().to_numpy()
+    return {**keys, "count": int(len(g)), "mape": float(err.mean()), "max_error": float(err.max()),
+            "spearman": _spearman(g["measured_s"].to_numpy(), g["predicted_s"].to_numpy())}
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{'line':>4} {'kind':<14} {'dtype':<9} {'shape':<24} {'quantity':<15} "
+             f"{'measured us':>11} {'predicted us':>12} {'error':>7}  bound"]
+    for r in report["rows"]:
+        if r["kind"].startswith("gemm"):
+            shape = f"{r['m']}x{r['n']}x{r['k']}" + (f" b{r['batch']}" if r.get("batch", 1) != 1 else "")
+        elif r["kind"] == "copy":
+            shape = f"{r['mib']} MiB"
+        else:
+            shape = ",".join(f"{k}={r[k]}" for k in ("b", "h", "s", "d", "op") if k in r)
+        lines.append(f"{'':>4} {r['kind']:<14} {str(r.get('dtype', '-')):<9} {shape:<24} {r['quantity']:<15} "
+                     f"{r['measured_s'] * 1e6:>11.1f} {r['predicted_s'] * 1e6:>12.1f} {r['error']:>+7.1%}  {r['bound']}")
+    for s in report["skipped"]:
+        lines.append(f"{s['line']:>4} {s['kind']:<14} skipped: {s['reason']}")
+    lines.append("")
+    lines.append(f"{'kind':<14} {'dtype':<9} {'quantity':<15} {'n':>3} {'MAPE':>7} {'max':>7} {'spearman':>8}")
+    for s in report["summary"]:
+        lines.append(f"{s['kind']:<14} {s['dtype']:<9} {s['quantity']:<15} {s['count']:>3} {s['mape']:>7.1%} "
+                     f"{s['max_error']:>7.1%} {s['spearman']:>8.3f}")
+    return "\n".join(lines)
