@@ -71,11 +71,12 @@ def mx_scale_codes(block_amax: np.ndarray, elem: ElementFormat, rule: str) -> np
     amax = block_amax.astype(np.float32, copy=False)
     is_nan = np.isnan(amax)
     if rule == "floor":
-        positive = np.where(amax > 0, amax, F32(1)).astype(np.float64)
-        _, exp2 = np.frexp(np.minimum(positive, FP32_MAX))  # Inf saturates like FLT_MAX
-        exponent = exp2.astype(np.int64) - 1 - elem.emax
+        positive = np.where(np.isfinite(amax) & (amax > 0), amax, F32(1)).astype(np.float64)
+        _, exp2 = np.frexp(positive)                        # amax = mant * 2^exp2, mant in [0.5, 1)
+        exponent = exp2.astype(np.int64) - 1 - elem.emax    # floor(log2 amax) - emax_elem
         codes = np.clip(exponent + FP32_EXPONENT_BIAS, 0, E8M0_MAX_CODE)
         codes = np.where(amax > 0, codes, 0)
+        codes = np.where(np.isinf(amax), E8M0_MAX_CODE, codes)  # log2(Inf) clamps to the top
     else:  # "rceil"
         quotient = amax * (F32(1.0) / F32(elem.max_normal))
         codes = encode_magnitude_core(quotient, get_format("e8m0"), "ru", saturate=True)
