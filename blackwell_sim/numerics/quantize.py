@@ -29,6 +29,12 @@ dequantizes to NaN; NaN blocks are ignored for the NVFP4 global amax. +-Inf satu
 computation clamps (E8M0 0xFE, UE4M3 448) and the element becomes +-max normal. Per-tensor FP8
 maps NaN to the NaN code; per-tensor FP4 rejects NaN (E2M1 has none).
 
+Reference quality (DESIGN.md; ``tests/numerics/test_quantize.py``) on
+``np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)`` -- float64 draws
+cast to fp32: fp4 17.02 dB, mxfp4 18.79, nvfp4 20.44, mxfp8_e4m3 30.65 (floor) / 31.52 (rceil).
+Drawing float32 directly (``dtype=np.float32``) gives another sample whose larger amax moves the
+per-tensor fp4 figure to 17.12 dB (the block formats stay within 0.1 dB).
+
 Rounding: block scales are always RNE (hardware and libraries do so); ``rounding`` applies to the
 elements: ``"rne"`` (default) or ``"sr"`` (stochastic, 8 random bits from ``rng``, the NVFP4
 training recipe's gradient rounding), or the directed ``"rz"`` / ``"ru"``.
@@ -282,8 +288,8 @@ def quantize(x: object, fmt: str, *, axis: int = -1, block_shape: object = None,
         raise BlackwellSimError(f"policy: {policy!r} is not valid for {spec.name} "
                                 f"(nvfp4 takes {', '.join(scaling.NVFP4_POLICIES)})")
     if spec.block_size is None:
-        if block_shape is not None or pad:
-            raise BlackwellSimError(f"block_shape/pad: {spec.name} is per-tensor; it has no blocks")
+        if block_shape is not None:  # (pad is accepted and has nothing to do)
+            raise BlackwellSimError(f"block_shape: {spec.name} is per-tensor; it has no blocks")
         return quantize_per_tensor(x, spec.name, rounding=rounding, rng=rng)
     x32, ax = _check_common(x, axis, rounding)
     tile = _resolve_tile(spec, block_shape, x32.ndim)

@@ -24,6 +24,13 @@ Contract of :func:`encode` / :func:`cast` (inputs are fp32; see :func:`formats.a
   these types, hence no "hardware" default. (ml_dtypes maps NaN to a zero of flipped sign.)
 * Unsigned formats (``ue4m3``, ``e8m0``): negative inputs raise; -0 is +0. ``e8m0`` has no zero:
   0 (and anything below 2^-127) saturates to code 0x00 = 2^-127 (NaN with ``saturate=False``).
+  Known differences from ml_dtypes' ``float8_e8m0fnu``: it maps 0 and negatives to NaN, and it
+  rounds fp32-subnormal inputs in (2^-127, 1.5 * 2^-127) up to 2^-126; we return the nearest
+  value, 2^-127. Everywhere else (positive inputs up to 2^127) the codes agree bit for bit.
+* Agreement with ml_dtypes (tested over every bf16 and fp16 pattern and 10^6 random fp32 values):
+  identical codes for e2m1, e2m3, e3m2 (ml_dtypes saturates these too), and for e4m3, e5m2, bf16,
+  fp16 (numpy) after clipping inputs to +-max normal, because ml_dtypes overflows to NaN / Inf
+  where ``satfinite`` saturates; with ``saturate=False`` they agree without clipping.
 
 Implementation: exact and vectorised. The generic path computes, per element, the quantum
 exponent ``k = max(floor(log2|x|), emin) - M`` from the fp32 exponent field, scales ``|x|`` by
