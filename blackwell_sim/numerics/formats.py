@@ -40,8 +40,9 @@ from blackwell_sim.errors import BlackwellSimError
 
 FP32_MANTISSA_BITS = 23
 FP32_EXPONENT_BIAS = 127
-FP32_SIGN_MASK = 0x8000_0000
+FP32_SIGN_SHIFT = 31
 FP32_ABS_MASK = 0x7FFF_FFFF
+FP32_INF_BITS = 0x7F80_0000
 FP32_MAX = float(np.finfo(np.float32).max)
 
 # Floating-point dtypes that ml_dtypes registers with numpy (kind 'V'); they convert to float32

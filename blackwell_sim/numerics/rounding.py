@@ -50,9 +50,11 @@ import numpy as np
 
 from blackwell_sim.errors import BlackwellSimError
 from blackwell_sim.numerics.formats import (
+    FP32_ABS_MASK,
     FP32_EXPONENT_BIAS,
+    FP32_INF_BITS,
     FP32_MANTISSA_BITS,
-    FP32_MAX,
+    FP32_SIGN_SHIFT,
     ElementFormat,
     as_float32,
     decode,
@@ -65,7 +67,6 @@ SR_RANDOM_BITS = 8
 SR_LEVELS = 1 << SR_RANDOM_BITS  # 256: P(up) = floor(256 * frac) / 256
 LUT_KEY_SHIFT = 16               # table key: top 16 bits of the fp32 pattern ...
 LUT_STICKY_MASK = 0xFFFF         # ... plus "any of the low 16 bits set"
-_FP32_EXP_FIELD = 0xFF
 
 
 def make_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -194,8 +195,8 @@ def _encode_wide_rne(x32: np.ndarray, spec: ElementFormat, saturate: bool) -> np
     which carries into the exponent and treats fp32 subnormals correctly) and fp16 (numpy's
     float16 conversion, which is IEEE RNE)."""
     bits = np.ascontiguousarray(x32, dtype=np.float32).view(np.uint32)
-    magnitude_bits = bits & np.uint32(0x7FFF_FFFF)
-    negative = bits >> np.uint32(31)
+    magnitude_bits = bits & np.uint32(FP32_ABS_MASK)
+    negative = bits >> np.uint32(FP32_SIGN_SHIFT)
     if spec.name == "fp16":
         with np.errstate(over="ignore", invalid="ignore"):
             ax = magnitude_bits.view(np.float32)
@@ -209,7 +210,7 @@ def _encode_wide_rne(x32: np.ndarray, spec: ElementFormat, saturate: bool) -> np
         mag >>= np.uint32(drop)
         overflow_code = spec.max_code if saturate else spec.inf_code
         mag = np.where(mag > spec.max_code, np.uint32(overflow_code), mag)
-    is_nan = magnitude_bits > np.uint32(0x7F80_0000)
+    is_nan = magnitude_bits > np.uint32(FP32_INF_BITS)
     mag = np.where(is_nan, np.uint32(spec.nan_code), mag)
     return (mag | (negative << np.uint32(spec.magnitude_bits))).astype(spec.code_dtype)
 
