@@ -18,9 +18,9 @@ EXIT_INTERNAL = 1
 
 
 def _subcommands():
-    from blackwell_sim.cli import configs_cmd
+    from blackwell_sim.cli import configs_cmd, gemm_cmd, validate_cmd
 
-    return [configs_cmd]
+    return [configs_cmd, gemm_cmd, validate_cmd]
 
 
 def build_parser() -> OneLineParser:

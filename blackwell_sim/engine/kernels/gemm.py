@@ -19,7 +19,7 @@ from blackwell_sim.engine.result import KernelResult
 from blackwell_sim.engine.tensor_core import TensorCore
 from blackwell_sim.errors import BlackwellSimError
 
-SIMULATED_CANDIDATES = 4   # configurations simulated after the closed-form ranking
+SIMULATED_CANDIDATES = 3   # configurations simulated after the closed-form ranking
 FIDELITIES = ("fast", "detailed")
 CLOCK_TOLERANCE_MHZ = 1.0
 

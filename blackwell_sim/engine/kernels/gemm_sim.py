@@ -31,6 +31,7 @@ from blackwell_sim.engine.tma import TMA
 from blackwell_sim.engine.tmem import TMEM
 
 ACCUMULATOR_BITS = 32  # fp32 partial sums (split-K workspace)
+L2_SEGMENT_KBLOCKS = 16  # cache-model granularity along K: k-blocks per panel segment
 
 
 @dataclass
@@ -82,27 +83,38 @@ class GemmSimulation:
         self.stage_bytes = stage_bytes(problem, cfg) * cfg.sms_per_unit
         inflight_latency_l2 = self.tma.latency_s
         inflight_latency_hbm = self.tma.latency_s + self.hbm.latency_s
-        self.cap_l2 = self.tma.rate_cap(cfg.stages, self.stage_bytes, inflight_latency_l2)
-        self.cap_hbm = self.tma.rate_cap(cfg.stages, self.stage_bytes, inflight_latency_hbm)
+        self.cap_l2 = self.tma.rate_cap(inflight_latency_l2) * cfg.sms_per_unit
+        self.cap_hbm = self.tma.rate_cap(inflight_latency_hbm) * cfg.sms_per_unit
         self.out_bits = ACCUMULATOR_BITS if cfg.split_k > 1 else problem.out_bits
 
     # -- per-unit quantities ------------------------------------------------------------------
-    def _unit_bytes(self, b: int, i: int, j: int, s: int) -> tuple[float, float, float, float]:
-        """(L2->SM bytes, HBM bytes, output bytes, valid rows x cols) of one unit; updates the cache."""
+    def _unit_shape(self, b: int, i: int, j: int, s: int) -> tuple[int, int, int]:
         p, cfg = self.p, self.cfg
         rows = min(cfg.tile_m, p.m - i * cfg.tile_m)
         cols = min(cfg.tile_n, p.n - j * cfg.tile_n)
-        k_len = min(self.k_len, p.k - s * self.k_len)
-        a_bytes = rows * k_len * p.operand_bytes_per_element("a") * p.a_bytes_factor
-        b_bytes = cols * k_len * p.operand_bytes_per_element("b") * p.b_bytes_factor
-        hbm = 0.0
-        if not self.l2.cache.access(("A", b, i, s), a_bytes):
-            hbm += a_bytes
-        if not self.l2.cache.access(("B", b, j, s), b_bytes):
-            hbm += b_bytes
-        l2_bytes = a_bytes / cfg.cluster_n + b_bytes / cfg.cluster_m
-        out = rows * cols * self.out_bits / 8
-        return l2_bytes, hbm, out, a_bytes + b_bytes
+        k_len = max(0, min(self.k_len, p.k - s * self.k_len))
+        return rows, cols, k_len
+
+    def _segments(self, unit, rows: int, cols: int, k_len: int):
+        """Yield (k-blocks, L2->SM bytes, HBM bytes) per K segment, consulting the panel cache.
+
+        The cache works on segments of ``L2_SEGMENT_KBLOCKS`` k-blocks of a panel, looked up as the
+        main loop reaches them, so CTAs that walk K together share what they read."""
+        p, cfg = self.p, self.cfg
+        b, i, j, s = unit
+        eb_a = p.operand_bytes_per_element("a") * p.a_bytes_factor
+        eb_b = p.operand_bytes_per_element("b") * p.b_bytes_factor
+        seg_k = L2_SEGMENT_KBLOCKS * cfg.tile_k
+        for seg in range(max(1, math.ceil(k_len / seg_k))):
+            kk = min(seg_k, k_len - seg * seg_k)
+            a_bytes, b_bytes = rows * kk * eb_a, cols * kk * eb_b
+            hbm = 0.0
+            if not self.l2.cache.access(("A", b, i, s, seg), a_bytes):
+                hbm += a_bytes
+            if not self.l2.cache.access(("B", b, j, s, seg), b_bytes):
+                hbm += b_bytes
+            self.stats.smem_bytes += a_bytes + b_bytes
+            yield (math.ceil(kk / cfg.tile_k), a_bytes / cfg.cluster_n + b_bytes / cfg.cluster_m, hbm)
 
     def _epilogue_local_s(self) -> float:
         """Accumulator drain + SMEM staging of one tile on one SM (before the TMA store)."""
@@ -121,30 +133,64 @@ class GemmSimulation:
         self.next_unit += 1
         return unit
 
-    def _mainloop_fast(self, l2_bytes: float, hbm_bytes: float):
+    def _join(self, hbm_bytes: float) -> None:
+        self.l2.join()
+        if hbm_bytes:
+            self.hbm.join()
+        if self.die is not None:
+            self.die.join()
+
+    def _leave(self, hbm_bytes: float) -> None:
+        self.l2.leave()
+        if hbm_bytes:
+            self.hbm.leave()
+        if self.die is not None:
+            self.die.leave()
+
+    def _transfer_s(self, l2_bytes: float, hbm_bytes: float) -> float:
+        """Time to move one segment's bytes at the current link shares (accounts the bytes)."""
         st = self.stats
-        t_math = self.k_iters * self.kblock_s
         t_l2 = self.l2.seconds_for(l2_bytes, self.cap_l2)
         t_hbm = self.hbm.seconds_for(hbm_bytes, self.cap_hbm)
         t_die = self.die.seconds_for(l2_bytes * CROSS_DIE_FRACTION) if self.die is not None else 0.0
-        t_mem = max(t_l2, t_hbm, t_die)
-        latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
-        drain = min(t_math, t_mem) / self.k_iters
-        st.math_s += t_math
         st.l2_s += t_l2
         st.hbm_s += t_hbm
         st.die_s += t_die
-        st.latency_s += latency + drain
-        st.events += 1
-        yield self.env.timeout(latency + max(t_math, t_mem) + drain)
+        st.l2_bytes += l2_bytes
+        st.hbm_bytes += hbm_bytes
+        return max(t_l2, t_hbm, t_die)
 
-    def _mainloop_detailed(self, l2_bytes: float, hbm_bytes: float):
+    def _mainloop_fast(self, unit, rows, cols, k_len):
+        """Closed form per segment: fill latency once, then max(math, memory), then drain."""
         env, st = self.env, self.stats
-        n = self.k_iters
-        per_l2, per_hbm = l2_bytes / n, hbm_bytes / n
+        first = True
+        last_kblock = 0.0
+        for kblocks, l2_bytes, hbm_bytes in self._segments(unit, rows, cols, k_len):
+            self._join(hbm_bytes)
+            t_mem = self._transfer_s(l2_bytes, hbm_bytes)
+            latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
+            # ``stages`` loads in flight, each taking latency + its transfer: the pipeline's own limit.
+            t_mem = max(t_mem, kblocks * (latency + t_mem / kblocks) / self.cfg.stages)
+            t_math = kblocks * self.kblock_s
+            st.math_s += t_math
+            t = max(t_math, t_mem)
+            if first:
+                st.latency_s += latency
+                t += latency
+                first = False
+            last_kblock = min(t_math, t_mem) / kblocks
+            st.events += 1
+            yield env.timeout(t)
+            self._leave(hbm_bytes)
+        st.latency_s += last_kblock
+        yield env.timeout(last_kblock)
+
+    def _mainloop_detailed(self, unit, rows, cols, k_len):
+        """One event per k-block: a TMA producer and an MMA consumer sharing ``stages`` slots."""
+        env, st = self.env, self.stats
         empty = simpy.Container(env, capacity=self.cfg.stages, init=self.cfg.stages)
         full = simpy.Container(env, capacity=self.cfg.stages, init=0)
-        latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
+        n = max(1, math.ceil(k_len / self.cfg.tile_k))
         pipe = {"free_at": env.now}
 
         def deliver(at):
@@ -152,18 +198,18 @@ class GemmSimulation:
             yield full.put(1)
 
         def producer():
-            for _ in range(n):
-                yield empty.get(1)
-                t_l2 = self.l2.seconds_for(per_l2, self.cap_l2)
-                t_hbm = self.hbm.seconds_for(per_hbm, self.cap_hbm)
-                t_die = self.die.seconds_for(per_l2 * CROSS_DIE_FRACTION) if self.die is not None else 0.0
-                st.l2_s += t_l2
-                st.hbm_s += t_hbm
-                st.die_s += t_die
-                start = max(env.now, pipe["free_at"])
-                pipe["free_at"] = start + max(t_l2, t_hbm, t_die)
-                env.process(deliver(pipe["free_at"] + latency))
-                st.events += 2
+            # Segments are looked up in the L2 cache as the producer reaches them, as in fast mode.
+            for kblocks, l2_bytes, hbm_bytes in self._segments(unit, rows, cols, k_len):
+                latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
+                self._join(hbm_bytes)
+                for _ in range(kblocks):
+                    yield empty.get(1)
+                    t = self._transfer_s(l2_bytes / kblocks, hbm_bytes / kblocks)
+                    start = max(env.now, pipe["free_at"])
+                    pipe["free_at"] = start + t
+                    env.process(deliver(pipe["free_at"] + latency))
+                    st.events += 2
+                self._leave(hbm_bytes)
 
         def consumer():
             for _ in range(n):
@@ -187,25 +233,14 @@ class GemmSimulation:
     def _worker(self, wid: int):
         env, st, cfg = self.env, self.stats, self.cfg
         yield env.timeout(self.gpu.launch.cta_setup_cycles / self.clock_hz)
+        main = self._mainloop_fast if self.fidelity == "fast" else self._mainloop_detailed
         pending_epilogue = None
         while (unit := self._take()) is not None:
             start = env.now
-            l2_bytes, hbm_bytes, out_bytes, smem_bytes = self._unit_bytes(*unit)
-            st.l2_bytes += l2_bytes
-            st.hbm_bytes += hbm_bytes + out_bytes
-            st.smem_bytes += smem_bytes
-            self.l2.join()
-            if hbm_bytes:
-                self.hbm.join()
-            if self.die is not None:
-                self.die.join()
-            main = self._mainloop_fast if self.fidelity == "fast" else self._mainloop_detailed
-            yield from main(l2_bytes, hbm_bytes)
-            self.l2.leave()
-            if hbm_bytes:
-                self.hbm.leave()
-            if self.die is not None:
-                self.die.leave()
+            rows, cols, k_len = self._unit_shape(*unit)
+            yield from main(unit, rows, cols, k_len)
+            out_bytes = rows * cols * self.out_bits / 8
+            st.hbm_bytes += out_bytes
             local = self._epilogue_local_s()
             if cfg.epilogue_overlap:
                 if pending_epilogue is not None and not pending_epilogue.triggered:

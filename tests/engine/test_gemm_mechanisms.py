@@ -1,0 +1,148 @@
+"""The GEMM model's mechanisms, each pinned by a behaviour that could fail (not by tuned numbers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from blackwell_sim import BlackwellSimError, load_config
+from blackwell_sim.engine.kernels.gemm import make_problem, simulate_gemm
+from blackwell_sim.engine.kernels.gemm_configs import candidates
+from blackwell_sim.engine.kernels.gemm_sim import GemmSimulation
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_config("h100-sxm")
+
+
+@pytest.fixture(scope="module")
+def b200():
+    return load_config("b200")
+
+
+def test_more_hbm_bandwidth_speeds_skinny_but_not_square(h100):
+    fast_hbm = load_config("h100-sxm", overrides={"hbm.bandwidth_gbps": 6700})
+    skinny = simulate_gemm(h100, 16, 8192, 8192).time_s / simulate_gemm(fast_hbm, 16, 8192, 8192).time_s
+    square = simulate_gemm(h100, 8192, 8192, 8192).time_s / simulate_gemm(fast_hbm, 8192, 8192, 8192).time_s
+    assert skinny > 1.3
+    assert square == pytest.approx(1.0, abs=0.03)
+
+
+def test_halving_tmem_removes_double_buffered_wide_tiles(b200):
+    half = load_config("b200", overrides={"tmem.size_bytes": 128 * 1024})
+    p_full = make_problem(b200, 8192, 8192, 8192, "bf16")
+    p_half = make_problem(half, 8192, 8192, 8192, "bf16")
+    wide_full = {c.epilogue_overlap for c in candidates(b200, p_full) if c.tile_n == 256}
+    wide_half = {c.epilogue_overlap for c in candidates(half, p_half) if c.tile_n == 256}
+    assert wide_full == {True} and wide_half == {False}
+    assert simulate_gemm(half, 8192, 8192, 8192).time_s >= simulate_gemm(b200, 8192, 8192, 8192).time_s
+
+
+def test_too_little_tmem_is_rejected_not_missimulated(b200):
+    tiny = load_config("b200", overrides={"tmem.size_bytes": 8 * 1024, "tmem.alloc_min_columns": 16})
+    with pytest.raises(BlackwellSimError, match="no kernel configuration fits"):
+        simulate_gemm(tiny, 4096, 4096, 4096)
+
+
+def test_more_sms_than_tiles_leaves_sms_idle(b200):
+    base = simulate_gemm(b200, 512, 512, 16384)
+    doubled = simulate_gemm(load_config("b200", overrides={"sm.count": 296}), 512, 512, 16384)
+    assert base.details["units"] < b200.sm.count
+    assert doubled.utilization["sms"] <= base.utilization["sms"] + 1e-9
+    assert doubled.time_s == pytest.approx(base.time_s, rel=0.05)
+
+
+def test_wave_quantization_is_reported(h100):
+    r = simulate_gemm(h100, 128 * 133, 256, 4096, tile="128x256")  # 133 tiles on 132 SMs: 2 waves
+    assert r.details["waves"] == 2 and r.efficiency["wave_quantization"] == pytest.approx(133 / 264)
+
+
+def test_swizzled_raster_order_raises_l2_hit_rate(h100):
+    p = make_problem(h100, 16384, 16384, 4096, "bf16")
+    cfg = next(c for c in candidates(h100, p) if c.tile_m == 128 and c.tile_n == 256 and c.cluster_m == 1)
+    plain = GemmSimulation(h100, p, dataclasses.replace(cfg, swizzle=1, raster="n"), 1500).run()
+    swizzled = GemmSimulation(h100, p, dataclasses.replace(cfg, swizzle=8, raster="n"), 1500).run()
+    assert swizzled.l2_hit_rate > plain.l2_hit_rate
+    assert swizzled.hbm_bytes < plain.hbm_bytes
+
+
+@pytest.mark.parametrize("shape,dtype", [((4096, 4096, 4096), "bf16"), ((2048, 8192, 1024), "fp8"),
+                                         ((8192, 2048, 8192), "tf32"), ((64, 8192, 8192), "bf16")])
+def test_fast_and_detailed_agree(h100, shape, dtype):
+    fast = simulate_gemm(h100, *shape, dtype, fidelity="fast")
+    detailed = simulate_gemm(h100, *shape, dtype, fidelity="detailed")
+    assert detailed.tile == fast.tile
+    assert detailed.time_s == pytest.approx(fast.time_s, rel=0.03)
+    assert detailed.details["events"] > fast.details["events"]
+
+
+def test_ceilings_match_preset_peaks(h100, b200):
+    for cfg, fmt in ((h100, "bf16"), (b200, "bf16"), (b200, "nvfp4"), (h100, "fp8")):
+        r = simulate_gemm(cfg, 8192, 8192, 8192, fmt)
+        assert r.peak_tflops == pytest.approx(cfg.peak_tflops(fmt))
+        assert 0 < r.tflops < r.peak_tflops * cfg.sm.max_boost_clock_mhz / cfg.sm.clock_mhz
+
+
+def test_b200_square_bf16_is_below_peak_for_named_reasons(b200):
+    r = simulate_gemm(b200, 8192, 8192, 8192, "bf16")
+    assert r.percent_of_peak < 85
+    assert r.bound == "power" and r.efficiency["clock"] < 1.0
+    product = 1.0
+    for value in r.efficiency.values():
+        product *= value
+    assert product == pytest.approx(r.percent_of_peak / 100, rel=0.02)
+
+
+def test_random_data_runs_slower_than_zeros(h100):
+    zeros = load_config("h100-sxm", overrides={"power.data_activity": 0.5})
+    rnd, zer = simulate_gemm(h100, 8192, 8192, 8192), simulate_gemm(zeros, 8192, 8192, 8192)
+    assert zer.clock_mhz > rnd.clock_mhz and zer.time_s < rnd.time_s
+
+
+def test_power_limit_sets_the_clock(h100):
+    generous = load_config("h100-sxm", overrides={"power.limit_w": 5000})
+    assert simulate_gemm(generous, 8192, 8192, 8192).clock_mhz == h100.sm.max_boost_clock_mhz
+    assert simulate_gemm(h100, 8192, 8192, 8192).clock_mhz < h100.sm.max_boost_clock_mhz
+
+
+def test_sparse_potential_is_at_most_2x(h100):
+    dense = simulate_gemm(h100, 8192, 8192, 8192, "bf16")
+    sparse = simulate_gemm(h100, 8192, 8192, 8192, "bf16", sparse=True)
+    assert dense.time_s / sparse.time_s < 2.0
+    assert sparse.peak_tflops == pytest.approx(2 * dense.peak_tflops)
+
+
+def test_blackwell_fp4_faster_than_fp8_faster_than_bf16(b200):
+    times = [simulate_gemm(b200, 8192, 8192, 8192, dt).time_s for dt in ("bf16", "fp8", "nvfp4")]
+    assert times[0] > times[1] > times[2]
+
+
+def test_batched_gemm_counts_flops(h100):
+    one = simulate_gemm(h100, 1024, 1024, 1024)
+    eight = simulate_gemm(h100, 1024, 1024, 1024, batch=8)
+    assert eight.flops == 8 * one.flops and eight.time_s > one.time_s
+
+
+def test_deterministic(h100):
+    a = simulate_gemm(h100, 3000, 5000, 700, "fp8").to_dict()
+    b = simulate_gemm(h100, 3000, 5000, 700, "fp8").to_dict()
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(m=0, n=1, k=1), "m must be a positive integer"),
+    (dict(m=1, n=1, k=1, dtype="fp5"), "unknown dtype 'fp5'"),
+    (dict(m=1, n=1, k=1, fidelity="slow"), "fidelity must be one of"),
+    (dict(m=64, n=64, k=64, tile="999x999"), "not a feasible configuration"),
+])
+def test_bad_gemm_input(h100, kwargs, message):
+    with pytest.raises(BlackwellSimError, match=message):
+        simulate_gemm(h100, **kwargs)
+
+
+def test_hopper_rejects_fp4(h100):
+    with pytest.raises(BlackwellSimError, match="no tensor-core path for nvfp4"):
+        simulate_gemm(h100, 128, 128, 128, "nvfp4")
