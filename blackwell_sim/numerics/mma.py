@@ -98,9 +98,9 @@ def instruction_scales(name: str, scales: Sequence[int], instr: MmaInstruction,
     elif per < SCALE_WORD_SLOTS and len(values) == SCALE_WORD_SLOTS * n_instructions:
         stride = SCALE_WORD_SLOTS
     else:
-        raise BlackwellSimError(f"{name}: K={instr.k * n_instructions} with {instr.scaling} scale "
-                         f"blocks of {instr.scale_block} needs {per * n_instructions} scales, "
-                         f"got {len(values)}")
+        raise BlackwellSimError(f"{name}: K={instr.k * n_instructions} with {instr.scaling} "
+                                f"scale blocks of {instr.scale_block} needs "
+                                f"{per * n_instructions} scales, got {len(values)}")
     return [tuple(values[i * stride:i * stride + per]) for i in range(n_instructions)]
 
 
@@ -252,8 +252,8 @@ def mma_dot(a: Sequence[int], b: Sequence[int], c: int = 0, *, a_format: str,
     if len(a_words) != len(b_words):
         raise BlackwellSimError(f"b: has {len(b_words)} words but a has {len(a_words)}")
     if not a_words or len(a_words) % instr.k:
-        raise BlackwellSimError(f"a: K={len(a_words)} is not a positive multiple of the instruction K="
-                         f"{instr.k} of kind::{instr.kind}")
+        raise BlackwellSimError(f"a: K={len(a_words)} is not a positive multiple of the "
+                                f"instruction K={instr.k} of kind::{instr.kind}")
     if sparse_active is not None:
         active = [bool(x) for x in sparse_active]
         if len(active) != len(a_words):

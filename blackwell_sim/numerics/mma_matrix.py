@@ -61,7 +61,7 @@ def _words(name: str, x, ndim: int) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != ndim:
         raise BlackwellSimError(f"{name}: expected a {ndim}-D array of container words, got shape "
-                         f"{arr.shape}")
+                                f"{arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise BlackwellSimError(f"{name}: container words must be integers, got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
@@ -83,8 +83,8 @@ def _scale_matrix(name: str, s, rows: int, instr: MmaInstruction, n_instr: int) 
     if per < SCALE_WORD_SLOTS and arr.shape[1] == SCALE_WORD_SLOTS * n_instr:
         return arr.reshape(rows, n_instr, SCALE_WORD_SLOTS)[:, :, :per].reshape(rows, -1)
     raise BlackwellSimError(f"{name}: K={instr.k * n_instr} with {instr.scaling} scale blocks of "
-                     f"{instr.scale_block} needs {per * n_instr} scales per row, "
-                     f"got {arr.shape[1]}")
+                            f"{instr.scale_block} needs {per * n_instr} scales per row, "
+                            f"got {arr.shape[1]}")
 
 
 def mma_matrix(a, b, c=None, *, a_format: str, b_format: str | None = None,
@@ -111,8 +111,8 @@ def mma_matrix(a, b, c=None, *, a_format: str, b_format: str | None = None,
     if b_w.shape[1] != k:
         raise BlackwellSimError(f"b: expected [N, K={k}] (B transposed, K-major), got {b_w.shape}")
     if k == 0 or k % instr.k:
-        raise BlackwellSimError(f"a: K={k} is not a positive multiple of the instruction K={instr.k} "
-                         f"of kind::{instr.kind}")
+        raise BlackwellSimError(f"a: K={k} is not a positive multiple of the instruction "
+                                f"K={instr.k} of kind::{instr.kind}")
     c_w = np.zeros((m, n), np.int64) if c is None else _words("c", c, 2)
     if c_w.shape != (m, n):
         raise BlackwellSimError(f"c: expected shape {(m, n)}, got {c_w.shape}")

@@ -119,7 +119,7 @@ def canonical_format(name: str, argument: str = "a_format") -> str:
     key = FORMAT_ALIASES.get(name.lower(), name.lower())
     if key not in ELEMENT_FORMATS:
         raise BlackwellSimError(f"{argument}: unknown element format {name!r}; "
-                         f"expected one of {sorted(ELEMENT_FORMATS)}")
+                                f"expected one of {sorted(ELEMENT_FORMATS)}")
     return key
 
 
@@ -321,7 +321,8 @@ def resolve_instruction(a_format: str, b_format: str | None = None, *, scaling: 
     mixed_ok = a in F8F6F4_FORMATS and b in F8F6F4_FORMATS
     if scaling is None:
         if kind not in (None, "tf32", "f16", "f8f6f4"):
-            raise BlackwellSimError(f"kind: {kind!r} needs a block scaling (scaling='ue8m0'/'ue4m3')")
+            raise BlackwellSimError(f"kind: {kind!r} needs a block scaling "
+                                    "(scaling='ue8m0'/'ue4m3')")
         if scale_vec is not None:
             raise BlackwellSimError("scale_vec: only valid with block scaling")
         if a != b and not mixed_ok:
@@ -330,7 +331,8 @@ def resolve_instruction(a_format: str, b_format: str | None = None, *, scaling: 
         if kind is not None and kind != unscaled_kind:
             raise BlackwellSimError(f"kind: {a}/{b} runs on kind::{unscaled_kind}, not {kind!r}")
         if d_format == "f16" and a in ("tf32", "bf16"):
-            raise BlackwellSimError(f"d_format: kind::{unscaled_kind} with {a} inputs produces f32 only")
+            raise BlackwellSimError(f"d_format: kind::{unscaled_kind} with {a} inputs "
+                                    "produces f32 only")
         return MmaInstruction(unscaled_kind, "window25", a, b, d_format,
                               INSTRUCTION_K[a if a in INSTRUCTION_K else "f8f6f4"] * sparse_factor,
                               sparse=sparse)
@@ -352,10 +354,11 @@ def resolve_instruction(a_format: str, b_format: str | None = None, *, scaling: 
         kind = "mxf4" if (a, b) == ("e2m1", "e2m1") else "mxf8f6f4"
     if kind == "mxf8f6f4":
         if not mixed_ok:
-            raise BlackwellSimError(f"a_format/b_format: kind::mxf8f6f4 takes {sorted(F8F6F4_FORMATS)},"
-                             f" got {a}/{b}")
+            raise BlackwellSimError(f"a_format/b_format: kind::mxf8f6f4 takes "
+                                    f"{sorted(F8F6F4_FORMATS)}, got {a}/{b}")
         if scale_vec not in (None, 1):
-            raise BlackwellSimError(f"scale_vec: kind::mxf8f6f4 uses scale_vec 1, got {scale_vec!r}")
+            raise BlackwellSimError(f"scale_vec: kind::mxf8f6f4 uses scale_vec 1, "
+                                    f"got {scale_vec!r}")
         return MmaInstruction(kind, "window25", a, b, "f32", INSTRUCTION_K[kind] * sparse_factor,
                               "ue8m0", 32, sparse)
     if kind not in ("mxf4", "mxf4nvf4"):
