@@ -90,3 +90,10 @@ __all__ = [
     "prune_1_2", "prune_2_4", "qgemm", "quantize", "quantize_per_tensor", "random_hadamard_transform",
     "relative_error", "rht_matrix", "sqnr_db", "unpack_codes", "unpack_metadata",
 ]
+
+# Tensor-core MMA (bit-exact tcgen05 model: scalar and vectorised) and the functional GEMM.
+from blackwell_sim.numerics.mma import mma_dot  # noqa: E402
+from blackwell_sim.numerics.mma_matrix import mma_matrix  # noqa: E402
+from blackwell_sim.numerics.gemm import qgemm  # noqa: E402
+
+__all__ += ["mma_matrix"]

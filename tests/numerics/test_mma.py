@@ -152,6 +152,36 @@ def test_matrix_equals_scalar(cfg, regime):
             assert int(d[i, j]) == ref, f"[{i},{j}]: matrix {int(d[i, j]):#x} != scalar {ref:#x}"
 
 
+SPARSE_CONFIGS = [dict(a_format="tf32"), dict(a_format="bf16"), dict(a_format="e5m2"),
+                  dict(a_format="e2m1", scaling="ue8m0", kind="mxf4"),
+                  dict(a_format="e2m1", scaling="ue4m3")]
+
+
+@pytest.mark.parametrize("cfg", SPARSE_CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
+def test_sparse_matrix_equals_scalar(cfg):
+    rng = np.random.default_rng(zlib.crc32(repr(sorted(cfg.items())).encode()))
+    a, b, c, kw = _case(rng, cfg, "specials", n_instr=1)
+    a, b = np.concatenate([a, a], axis=1), np.concatenate([b, b[:, ::-1]], axis=1)
+    if kw:
+        kw = {name: np.concatenate([s, s], axis=1) for name, s in kw.items()}
+    group, keep = (2, 1) if cfg["a_format"] == "tf32" else (4, 2)
+    m, k = a.shape
+    order = np.argsort(rng.random((m, k // group, group)), axis=-1)[..., :keep]
+    active = np.zeros((m, k // group, group), bool)
+    np.put_along_axis(active, order, True, axis=-1)
+    active = active.reshape(m, k)
+    if cfg.get("scaling") == "ue4m3":  # sparse NVFP4: one scale per 32 logical K
+        kw = {name: s[:, ::2] for name, s in kw.items()}
+    d = mma_matrix(a, b, c, **cfg, **kw, sparse_active=active)
+    for i in range(m):
+        for j in range(b.shape[0]):
+            sk = {} if not kw else dict(scale_a=kw["scale_a"][i].tolist(),
+                                        scale_b=kw["scale_b"][j].tolist())
+            ref = mma_dot(a[i].tolist(), b[j].tolist(), int(c[i, j]), **cfg, **sk,
+                          sparse_active=active[i].tolist())
+            assert int(d[i, j]) == ref, f"[{i},{j}]: matrix {int(d[i, j]):#x} != scalar {ref:#x}"
+
+
 def test_matrix_row_chunking_does_not_change_results():
     rng = np.random.default_rng(7)
     cfg = dict(a_format="e2m1", scaling="ue4m3")
