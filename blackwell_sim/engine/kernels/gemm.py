@@ -67,7 +67,7 @@ def estimate_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, clock_mhz: float
     unique = (p.m * p.k * p.operand_bytes_per_element("a") + p.k * p.n * p.operand_bytes_per_element("b")
               + p.m * p.n * p.out_bits / 8) * p.batch
     t_hbm = unique / (gpu.hbm.bandwidth_gbps * 1e9)
-    epilogue = 0.0 if cfg.epilogue_overlap else waves * cfg.tile_m * cfg.tile_n * 2 / (
+    epilogue = 0.0 if cfg.epilogue_overlap else waves * cfg.tile_m * cfg.tile_n * p.out_bits / 8 / (
         gpu.hbm.bandwidth_gbps * 1e9 / concurrent)
     reduction = 0.0 if cfg.split_k == 1 else (cfg.split_k + 1) * p.m * p.n * 4 * p.batch / (gpu.hbm.bandwidth_gbps * 1e9)
     return max(waves * max(t_math, t_l2), t_hbm) + epilogue + reduction
@@ -120,7 +120,7 @@ def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch:
         if best is None or total < best[0]:
             best_cfg, best = cfg, (total, stats)
     stats = best[1]
-    activity = Activity(fmax, stats.elapsed_s, p.flops * (1 if not p.sparse else 1), p.dtype.math_class,
+    activity = Activity(fmax, stats.elapsed_s, p.flops, p.dtype.math_class,
                         stats.busy_s / (stats.workers * stats.elapsed_s) if stats.elapsed_s else 0.0,
                         stats.hbm_bytes, stats.l2_bytes)
     clock = sustained_clock_mhz(gpu, activity)

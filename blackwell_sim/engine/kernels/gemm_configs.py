@@ -23,7 +23,6 @@ K_BLOCK_BYTES = 128       # bytes of K per SMEM stage row (CUTLASS: 64 bf16, 128
 EPILOGUE_TILE_N = 64      # columns staged per epilogue sub-tile in SMEM (CUTLASS epilogue tile)
 MIN_STAGES = 2            # double buffering is the least a TMA pipeline can run with
 SPLIT_K_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
-TMA_ALIGN_BYTES = 16      # TMA global strides must be multiples of 16 bytes (CUDA driver API, cuTensorMapEncodeTiled)
 
 
 @dataclass(frozen=True)
@@ -59,13 +58,6 @@ class GemmProblem:
         if operand == "a" and self.sparse:
             per = per / 2 + 2 / 8 / 2
         return per
-
-    @property
-    def tma_aligned(self) -> bool:
-        """Whether every leading dimension meets TMA's 16-byte stride rule (row-major A, B, C)."""
-        eb = self.dtype.bits / 8
-        return all((x * eb) % TMA_ALIGN_BYTES == 0 for x in (self.k, self.n)) and \
-            (self.n * self.out_bits / 8) % TMA_ALIGN_BYTES == 0
 
 
 @dataclass(frozen=True)
