@@ -2,6 +2,7 @@
 
 A GEMM's work unit is a CTA (1-SM MMA) or a CTA pair (2-SM MMA); a cluster must be co-resident,
 so SMs left over after whole clusters are idle. One CTA per SM when it uses most of SMEM.
+(How busy the SMs were is counted per kernel, in the kernel's own statistics.)
 """
 
 from __future__ import annotations
@@ -12,12 +13,8 @@ from blackwell_sim.config.units import SMConfig
 class SMArray:
     def __init__(self, cfg: SMConfig) -> None:
         self.cfg = cfg
-        self.busy_s = 0.0  # summed over SMs
 
     def workers(self, sms_per_unit: int, cluster_units: int = 1) -> int:
         """Concurrent work units when each takes ``sms_per_unit`` SMs, in clusters of ``cluster_units``."""
         per_cluster = sms_per_unit * cluster_units
         return (self.cfg.count // per_cluster) * cluster_units
-
-    def utilization(self, elapsed_s: float) -> float:
-        return 0.0 if elapsed_s <= 0 else min(1.0, self.busy_s / (self.cfg.count * elapsed_s))

@@ -22,7 +22,7 @@ import simpy
 from blackwell_sim.config.gpu import GPUConfig
 from blackwell_sim.engine.die_link import CROSS_DIE_FRACTION, DieLink
 from blackwell_sim.engine.hbm import HBM
-from blackwell_sim.engine.kernels.gemm_configs import GemmProblem, TileConfig, stage_bytes, tile_order
+from blackwell_sim.engine.kernels.gemm_configs import GemmProblem, TileConfig, tile_order
 from blackwell_sim.engine.l2 import L2
 from blackwell_sim.engine.sm import SMArray
 from blackwell_sim.engine.smem import smem_cycles
@@ -80,7 +80,6 @@ class GemmSimulation:
         self.k_len = math.ceil(problem.k / cfg.split_k)
         self.k_iters = math.ceil(self.k_len / cfg.tile_k)
         self.kblock_s = self.tc.kblock_cycles(self.rows_per_sm, cfg.tile_n, cfg.tile_k) / self.clock_hz
-        self.stage_bytes = stage_bytes(problem, cfg) * cfg.sms_per_unit
         inflight_latency_l2 = self.tma.latency_s
         inflight_latency_hbm = self.tma.latency_s + self.hbm.latency_s
         self.cap_l2 = self.tma.rate_cap(inflight_latency_l2) * cfg.sms_per_unit
