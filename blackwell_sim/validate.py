@@ -98,14 +98,28 @@ SKIP_REASONS = {"env": "device description, nothing to predict",
                 "attention": "the attention kernel model does not exist yet (issue: attention kernels)"}
 
 
+#: Kernel-model modules that may add predictors: each defines ``VALIDATORS = {kind: fn}`` where
+#: ``fn(config, row)`` gets the loaded config (a GPUConfig, or a SystemConfig for a system preset)
+#: and returns ``[(quantity, measured_s, predicted_s, result), ...]``; ``result`` has ``bound`` and
+#: optionally ``tile``. A module that does not exist yet is simply not registered.
+PLUGIN_MODULES = ("blackwell_sim.engine.kernels.attention", "blackwell_sim.engine.kernels.collectives")
+_SYSTEM_AWARE: set[str] = set()
+
+
 def _register_optional() -> None:
-    try:
-        from blackwell_sim.engine.kernels import attention  # noqa: F401
-    except ImportError:
-        return
-    if hasattr(attention, "validate_row"):
-        PREDICTORS["attention"] = attention.validate_row
-        SKIP_REASONS.pop("attention", None)
+    import importlib
+
+    for name in PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        for kind, fn in getattr(module, "VALIDATORS", {}).items():
+            PREDICTORS[kind] = fn
+            _SYSTEM_AWARE.add(kind)
+            SKIP_REASONS.pop(kind, None)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -130,13 +144,14 @@ def validate(path: str | Path, config) -> dict:
                             "reason": SKIP_REASONS.get(kind, f"unknown kind '{kind}'")})
             continue
         try:
-            predictions = PREDICTORS[kind](gpu, row)
+            predictions = PREDICTORS[kind](config if kind in _SYSTEM_AWARE else gpu, row)
         except BlackwellSimError as exc:
             skipped.append({**fields, "line": row["_line"], "reason": str(exc)})
             continue
         for quantity, measured, predicted, result in predictions:
             rows.append({**fields, "quantity": quantity, "measured_s": measured, "predicted_s": predicted,
-                         "error": predicted / measured - 1, "bound": result.bound, "tile": result.tile})
+                         "error": predicted / measured - 1, "bound": result.bound,
+                         "tile": getattr(result, "tile", None)})
     return {"rows": rows, "skipped": skipped, "summary": summarize(rows)}
 
 

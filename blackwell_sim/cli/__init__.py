@@ -18,9 +18,14 @@ EXIT_INTERNAL = 1
 
 
 def _subcommands():
-    from blackwell_sim.cli import configs_cmd, gemm_cmd, validate_cmd
+    """Every ``*_cmd`` module of this package, in name order (each one has ``register(sub)``)."""
+    import importlib
+    import pkgutil
 
-    return [configs_cmd, gemm_cmd, validate_cmd]
+    import blackwell_sim.cli as package
+
+    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name.endswith("_cmd"))
+    return [importlib.import_module(f"blackwell_sim.cli.{name}") for name in names]
 
 
 def build_parser() -> OneLineParser:

@@ -28,7 +28,10 @@ _META_KEYS = ("extends", "kind")
 
 
 def preset_dir() -> Path:
-    """The folder holding the YAML presets (``configs/`` in a checkout, packaged in a wheel)."""
+    """The folder holding the YAML presets: ``configs/`` of a source checkout, else the packaged copy."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and any((root / "configs").glob("*.yaml")):
+        return root / "configs"
     try:
         path = Path(str(importlib.resources.files("blackwell_sim.presets")))
         if path.is_dir() and any(path.glob("*.yaml")):
