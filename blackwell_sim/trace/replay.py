@@ -1,0 +1,343 @@
+"""Replay a trace on a GPU or a multi-GPU system: kernel times from the kernel models, start and
+end times from a list scheduler.
+
+Scheduling model (each rule a named mechanism; docs/architecture.md):
+
+- Streams: every (rank, stream) runs its ops one at a time, in trace order. ``deps`` add
+  edges across streams and ranks. A collective occupies its stream on every rank of its
+  ``group`` and starts when all of them reach it (NCCL semantics: the slowest rank gates it);
+  the k-th ``send`` r->p pairs with the k-th ``recv`` on p from r and the pair runs as one.
+- SMs: compute and memory kernels (gemm, attention, memcpy, elementwise) fill the GPU, so the
+  ones on different streams of one rank run one at a time, lowest trace index first among the
+  ready ones. Collectives and send/recv do not take the SMs: they overlap compute (NCCL's few
+  channel CTAs and their HBM traffic are not charged to the concurrent kernel; a known
+  optimism).
+- Launch gaps: a kernel starts ``launch_s`` after it becomes ready, the kernel model's own
+  launch cost (``launch.overhead_us`` of the GPU config, the back-to-back launch gap of one
+  stream); its row's ``time_s`` is the kernel body without that gap, comparable to a profiler's
+  kernel duration. Collective times are the collective model's whole time.
+- Memo: identical ops (same timing fields, same config, same fidelity) are simulated once;
+  reused rows are marked ``cached``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from blackwell_sim.config import GPUConfig, SystemConfig, to_plain
+from blackwell_sim.errors import BlackwellSimError
+from blackwell_sim.trace.io import Trace, cycle_text, find_cycle
+from blackwell_sim.trace.ops import COLLECTIVE_OPS, COMPUTE_OPS, MEMORY_OPS, P2P_OPS, Op, op_error
+
+FIDELITIES = ("fast", "detailed")
+FLOAT_COLUMNS = ("start_s", "end_s", "time_s", "flops", "tflops", "peak_tflops", "pct_of_peak",
+                 "bytes_hbm", "bytes_l2", "bytes_fabric", "energy_j", "measured_s", "sqnr_db",
+                 "rel_error", "functional_s")
+FRAME_COLUMNS = ("name", "op", "rank", "stream", "layer", "phase", "start_s", "end_s", "time_s",
+                 "flops", "tflops", "peak_tflops", "pct_of_peak", "dtype", "sparse", "bound", "tile",
+                 "bytes_hbm", "bytes_l2", "bytes_fabric", "energy_j", "measured_s", "cached",
+                 "sqnr_db", "rel_error", "functional_s")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What the replay needs from one kernel model call (times in s, bytes in B)."""
+
+    time_s: float          #: kernel body (or the whole collective)
+    launch_s: float        #: gap before the body starts once the op is ready
+    flops: float
+    peak_tflops: float
+    bound: str
+    tile: str
+    dtype: str
+    sparse: bool
+    bytes_hbm: float
+    bytes_l2: float
+    bytes_fabric: float
+    energy_j: float
+
+
+@dataclass
+class Instance:
+    """One scheduled unit: an op (a collective on all its ranks) or a send/recv pair."""
+
+    ops: tuple[Op, ...]
+    ranks: tuple[int, ...]          #: row rank of each op in ``ops`` order (collective: group)
+    queues: tuple[tuple[int, str], ...]
+    uses_sms: bool
+    key: tuple
+
+
+def gpu_count(config) -> int:
+    return config.gpu_count if isinstance(config, SystemConfig) else 1
+
+
+def config_fingerprint(config) -> str:
+    """A stable identity of a config's contents (the memo's config part)."""
+    text = json.dumps(to_plain(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_rank(trace: Trace, op: Op, field: str, rank: int, ranks: int, config) -> None:
+    if rank >= ranks:
+        what = f"system {config.name!r} has {ranks} GPUs (ranks 0..{ranks - 1})" if ranks > 1 else (
+            f"config {config.name!r} is one GPU (rank 0); use a system preset such as hgx-b200-8")
+        raise op_error(trace.source, op.index, op.name, f"{field}: rank {rank} is outside the "
+                                                        f"system: {what}")
+
+
+def plan(trace: Trace, config) -> list[Instance]:
+    """Check ranks against ``config``, pair send/recv, build the scheduled units, reject cycles."""
+    if not isinstance(config, (GPUConfig, SystemConfig)):
+        raise BlackwellSimError(f"config must be a GPUConfig or SystemConfig, got {type(config).__name__}")
+    ranks = gpu_count(config)
+    instances: list[Instance] = []
+    pending_sends: dict[tuple[int, int], list[Op]] = {}
+    pending_recvs: dict[tuple[int, int], list[Op]] = {}
+    for op in trace.ops:
+        if op.op in COLLECTIVE_OPS:
+            if not isinstance(config, SystemConfig):
+                raise op_error(trace.source, op.index, op.name, f"{op.op} needs a multi-GPU system "
+                               f"(config {config.name!r} is one GPU; use e.g. --config hgx-b200-8)")
+            group = op.group if op.group is not None else tuple(range(ranks))
+            for r in group:
+                _check_rank(trace, op, "group", r, ranks, config)
+            instances.append(Instance((op,), group, tuple((r, op.stream) for r in group), False,
+                                      (op.op, op.bytes, tuple(sorted(group)), op.dtype, op.algo)))
+        elif op.op in P2P_OPS:
+            _check_rank(trace, op, "rank", op.rank, ranks, config)
+            _check_rank(trace, op, "peer", op.peer, ranks, config)
+            src, dst = (op.rank, op.peer) if op.op == "send" else (op.peer, op.rank)
+            mine, other = (pending_sends, pending_recvs) if op.op == "send" else (pending_recvs, pending_sends)
+            waiting = other.get((src, dst))
+            if waiting:
+                partner = waiting.pop(0)
+                send, recv = (op, partner) if op.op == "send" else (partner, op)
+                if send.bytes != recv.bytes:
+                    raise op_error(trace.source, op.index, op.name, f"bytes: {op.bytes} does not match "
+                                   f"its partner '{partner.name}' ({partner.bytes})")
+                instances.append(Instance((partner, op), (partner.rank, op.rank),
+                                          ((partner.rank, partner.stream), (op.rank, op.stream)), False,
+                                          ("send", send.bytes, (src, dst))))
+            else:
+                mine.setdefault((src, dst), []).append(op)
+        else:
+            _check_rank(trace, op, "rank", op.rank, ranks, config)
+            instances.append(Instance((op,), (op.rank,), ((op.rank, op.stream),), True,
+                                      op.timing_key()))
+    for table, partner in ((pending_sends, "recv"), (pending_recvs, "send")):
+        for ops in table.values():
+            if ops:
+                op = ops[0]
+                raise op_error(trace.source, op.index, op.name, f"{op.op} to/from rank {op.peer} has "
+                               f"no matching {partner} on rank {op.peer}")
+    instances.sort(key=lambda inst: max(o.index for o in inst.ops))
+    _check_cycles(trace, instances)
+    return instances
+
+
+def graph(instances: list[Instance]) -> tuple[list[list[int]], list[int]]:
+    """Successor lists and predecessor counts: stream order plus deps (deduplicated)."""
+    owner = {op.name: i for i, inst in enumerate(instances) for op in inst.ops}
+    queues: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    for i, inst in enumerate(instances):
+        for j, q in enumerate(inst.queues):
+            queues.setdefault(q, []).append((inst.ops[min(j, len(inst.ops) - 1)].index, i))
+    preds: list[set[int]] = [set() for _ in instances]
+    for entries in queues.values():
+        entries.sort()
+        for (_, a), (_, b) in zip(entries, entries[1:]):
+            preds[b].add(a)
+    for i, inst in enumerate(instances):
+        for op in inst.ops:
+            for dep in op.deps:
+                if owner[dep] != i:
+                    preds[i].add(owner[dep])
+    successors: list[list[int]] = [[] for _ in instances]
+    for i, ps in enumerate(preds):
+        for p in sorted(ps):
+            successors[p].append(i)
+    return successors, [len(ps) for ps in preds]
+
+
+def _check_cycles(trace: Trace, instances: list[Instance]) -> None:
+    successors, _ = graph(instances)
+    cycle = find_cycle(successors)
+    if cycle:
+        names = [instances[i].ops[0] for i in cycle]
+        first = names[0]
+        raise op_error(trace.source, first.index, first.name,
+                       "deps: dependency cycle through stream order and deps "
+                       f"{cycle_text(names, list(range(len(names))))}")
+
+
+def schedule(instances: list[Instance], durations: list[float], gaps: list[float]
+             ) -> tuple[list[float], list[float]]:
+    """Start and end time of every instance (list scheduling; see the module docstring)."""
+    successors, npred = graph(instances)
+    n = len(instances)
+    start = [math.nan] * n
+    end = [math.nan] * n
+    events: list[tuple[float, int]] = []
+    waiting: dict[int, list[int]] = {}
+    sms_busy: dict[int, bool] = {}
+
+    def launch(i: int, t: float) -> None:
+        start[i] = t + gaps[i]
+        end[i] = start[i] + durations[i]
+        heapq.heappush(events, (end[i], i))
+
+    def dispatch(rank: int, t: float) -> None:
+        if not sms_busy.get(rank) and waiting.get(rank):
+            sms_busy[rank] = True
+            launch(heapq.heappop(waiting[rank]), t)
+
+    def ready(i: int, t: float) -> None:
+        inst = instances[i]
+        if inst.uses_sms:
+            rank = inst.ranks[0]
+            heapq.heappush(waiting.setdefault(rank, []), i)
+            dispatch(rank, t)
+        else:
+            launch(i, t)
+
+    for i in range(n):
+        if npred[i] == 0:
+            ready(i, 0.0)
+    done = 0
+    while events:
+        t, i = heapq.heappop(events)
+        done += 1
+        inst = instances[i]
+        if inst.uses_sms:
+            sms_busy[inst.ranks[0]] = False
+        for j in successors[i]:
+            npred[j] -= 1
+            if npred[j] == 0:
+                ready(j, t)
+        if inst.uses_sms:
+            dispatch(inst.ranks[0], t)
+    if done != n:  # plan() rejects cycles, so this is a bug
+        raise RuntimeError(f"replay: scheduled {done} of {n} ops")
+    return start, end
+
+
+def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | None = None,
+           seed: int = 0, memo: dict | None = None,
+           progress: Callable[[int], object] | None = None) -> pd.DataFrame:
+    """The per-op results frame of ``trace`` on ``config`` (columns: :data:`FRAME_COLUMNS`).
+
+    ``functional`` (``"sample"`` or ``"full"``) also executes each GEMM / attention numerically
+    (:mod:`blackwell_sim.trace.functional`) with operands seeded by ``seed``. ``memo`` may be
+    shared across calls (keys include the config's fingerprint). ``progress(total)`` returns a
+    bar with ``update(n)`` and ``close()`` (e.g. ``tqdm``), advanced per distinct op simulated.
+    """
+    from blackwell_sim.trace.timing import evaluate, require_models
+
+    if fidelity not in FIDELITIES:
+        raise BlackwellSimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
+    if functional not in (None, "sample", "full"):
+        raise BlackwellSimError(f"functional: expected sample or full, got {functional!r}")
+    instances = plan(trace, config)
+    require_models(trace, instances)
+    memo = {} if memo is None else memo
+    prefix = (config_fingerprint(config), fidelity)
+    keys = [prefix + inst.key for inst in instances]
+    todo = list(dict.fromkeys(k for k in keys if k not in memo))
+    func_ops = []
+    if functional:
+        from blackwell_sim.trace.functional import functional_key
+        func_ops = [inst.ops[0] for inst in instances if inst.ops[0].op in COMPUTE_OPS]
+        func_keys = {}
+        for op in func_ops:
+            func_keys.setdefault(functional_key(op, functional, seed, trace.base_dir), op)
+    bar = progress(len(todo) + (len(func_keys) if functional else 0)) if progress else None
+    first_use: set[int] = set()
+    try:
+        by_key = {k: i for i, k in reversed(list(enumerate(keys)))}
+        for key in todo:
+            memo[key] = evaluate(instances[by_key[key]], config, fidelity, trace.source)
+            first_use.add(by_key[key])
+            if bar is not None:
+                bar.update(1)
+        numerics = {}
+        if functional:
+            from blackwell_sim.trace.functional import run_functional
+            for fkey, op in func_keys.items():
+                numerics[fkey] = run_functional(op, functional, seed, trace.base_dir, trace.source)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    timings = [memo[k] for k in keys]
+    start, end = schedule(instances, [t.time_s for t in timings], [t.launch_s for t in timings])
+    rows = []
+    for i, inst in enumerate(instances):
+        t = timings[i]
+        cached = i not in first_use
+        for op, rank in zip(inst.ops, inst.ranks, strict=False):
+            rows.append((op, rank, i, t, cached))
+        if inst.ops[0].op in COLLECTIVE_OPS:
+            rows.extend((inst.ops[0], r, i, t, cached) for r in inst.ranks[1:])
+    rows.sort(key=lambda row: (row[0].index, row[1]))
+    if functional:
+        func_of = {}
+        for op in func_ops:
+            func_of[op.index] = numerics[functional_key(op, functional, seed, trace.base_dir)]
+    return _frame(rows, start, end, func_of if functional else {})
+
+
+def _frame(rows, start, end, func_of: dict) -> pd.DataFrame:
+    cols: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
+    nan = math.nan
+    for op, rank, i, t, cached in rows:
+        cols["name"].append(op.name)
+        cols["op"].append(op.op)
+        cols["rank"].append(rank)
+        cols["stream"].append(op.stream)
+        cols["layer"].append(op.layer or "")
+        cols["phase"].append(op.phase or "")
+        cols["start_s"].append(start[i])
+        cols["end_s"].append(end[i])
+        cols["time_s"].append(t.time_s)
+        cols["flops"].append(t.flops)
+        tflops = t.flops / t.time_s / 1e12 if t.time_s > 0 else nan
+        cols["tflops"].append(tflops)
+        cols["peak_tflops"].append(t.peak_tflops)
+        cols["pct_of_peak"].append(100 * tflops / t.peak_tflops if t.peak_tflops > 0 else nan)
+        cols["dtype"].append(t.dtype)
+        cols["sparse"].append(t.sparse)
+        cols["bound"].append(t.bound)
+        cols["tile"].append(t.tile)
+        cols["bytes_hbm"].append(t.bytes_hbm)
+        cols["bytes_l2"].append(t.bytes_l2)
+        cols["bytes_fabric"].append(t.bytes_fabric)
+        cols["energy_j"].append(t.energy_j)
+        cols["measured_s"].append(nan if op.measured_s is None else op.measured_s)
+        cols["cached"].append(cached)
+        sqnr, rel, fs = func_of.get(op.index, (nan, nan, nan))
+        cols["sqnr_db"].append(sqnr)
+        cols["rel_error"].append(rel)
+        cols["functional_s"].append(fs)
+    frame = pd.DataFrame(cols, columns=list(FRAME_COLUMNS))
+    for c in FLOAT_COLUMNS:
+        frame[c] = frame[c].astype("float64")
+    frame["rank"] = frame["rank"].astype("int64")
+    frame["sparse"] = frame["sparse"].astype(bool)
+    frame["cached"] = frame["cached"].astype(bool)
+    for c in ("name", "op", "stream", "layer", "phase", "dtype", "bound", "tile"):
+        frame[c] = frame[c].astype(object)
+    return frame
+
+
+def wall_clock() -> float:
+    return time.perf_counter()

@@ -1,0 +1,124 @@
+"""One op's simulated timing: dispatch to the kernel models of :mod:`blackwell_sim.engine.kernels`.
+
+gemm -> ``gemm.simulate_gemm``; attention -> ``attention.simulate_attention``; memcpy and
+elementwise -> ``memcpy.simulate_memory_kernel``; collectives and send/recv ->
+``collectives.simulate_collective``. A model module this build lacks gives one clear error
+before anything is simulated (:func:`require_models`).
+
+Kernel models include the launch gap (``launch.overhead_us``) in ``time_s`` and report it as
+``details["launch_s"]``; the replay separates it out (the row's ``time_s`` is the body).
+Energy comes from the power model through :func:`blackwell_sim.report.energy.kernel_energy_j`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+from blackwell_sim.config import SystemConfig, get_dtype
+from blackwell_sim.errors import BlackwellSimError
+from blackwell_sim.trace.ops import COLLECTIVE_OPS, P2P_OPS, op_error
+
+MODEL_MODULES = {"gemm": "gemm", "attention": "attention", "memcpy": "memcpy",
+                 "elementwise": "memcpy", **{k: "collectives" for k in COLLECTIVE_OPS + P2P_OPS}}
+MODEL_FUNCTIONS = {"gemm": "simulate_gemm", "attention": "simulate_attention",
+                   "memcpy": "simulate_memory_kernel", "collectives": "simulate_collective"}
+
+
+def _model(module: str):
+    """The kernel model function, or None when this build has no such module."""
+    try:
+        mod = importlib.import_module(f"blackwell_sim.engine.kernels.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.endswith(f"kernels.{module}"):
+            return None
+        raise
+    return getattr(mod, MODEL_FUNCTIONS[module], None)
+
+
+def require_models(trace, instances) -> None:
+    """Raise naming the first op whose kernel model is missing from this build."""
+    seen: set[str] = set()
+    for inst in instances:
+        op = inst.ops[0]
+        module = MODEL_MODULES[op.op]
+        if module in seen:
+            continue
+        if _model(module) is None:
+            fn = MODEL_FUNCTIONS[module]
+            raise op_error(trace.source, op.index, op.name,
+                           f"{op.op} ops need the {module} kernel model "
+                           f"(blackwell_sim.engine.kernels.{module}.{fn}), which this build does not have")
+        seen.add(module)
+
+
+def _gpu(config):
+    return config.gpu if isinstance(config, SystemConfig) else config
+
+
+def _peak(gpu, dtype: str, sparse: bool) -> float:
+    try:
+        return gpu.peak_tflops(dtype, sparse)
+    except BlackwellSimError:
+        return math.nan
+
+
+def _kernel_timing(config, result, dtype: str, sparse: bool, tensor: bool):
+    from blackwell_sim.report.energy import kernel_energy_j
+    from blackwell_sim.trace.replay import Timing
+
+    launch_s = float(result.details.get("launch_s", 0.0))
+    body_s = max(float(result.time_s) - launch_s, 0.0)
+    return Timing(time_s=body_s, launch_s=launch_s, flops=float(result.flops),
+                  peak_tflops=_peak(_gpu(config), dtype, sparse) if tensor else math.nan,
+                  bound=str(result.bound), tile=str(result.tile), dtype=dtype if tensor else "",
+                  sparse=sparse, bytes_hbm=float(result.bytes.get("hbm", 0.0)),
+                  bytes_l2=float(result.bytes.get("l2", 0.0)), bytes_fabric=0.0,
+                  energy_j=kernel_energy_j(config, result, dtype if tensor else None))
+
+
+def evaluate(inst, config, fidelity: str, source: str = "<trace>"):
+    """The :class:`~blackwell_sim.trace.replay.Timing` of one scheduled unit."""
+    op = inst.ops[0]
+    gpu = _gpu(config)
+    module = MODEL_MODULES[op.op]
+    fn = _model(module)
+    try:
+        if op.op == "gemm":
+            sparse = op.sparsity == "2:4"
+            r = fn(gpu, op.m, op.n, op.k, op.dtype, batch=op.batch, sparse=sparse, fidelity=fidelity)
+            return _kernel_timing(config, r, op.dtype, sparse, True)
+        if op.op == "attention":
+            r = fn(gpu, op.batch, op.heads, op.seq_q, op.head_dim, kv_heads=op.kv_heads,
+                   seq_kv=op.seq_kv, causal=op.causal, backward=op.backward, dtype=op.dtype,
+                   kernel=op.kernel, fidelity=fidelity)
+            return _kernel_timing(config, r, op.dtype, False, True)
+        if op.op == "memcpy":
+            r = fn(gpu, op.bytes, op.bytes, name="memcpy")
+            return _kernel_timing(config, r, "", False, False)
+        if op.op == "elementwise":
+            r = fn(gpu, op.bytes_read, op.bytes_written, name="elementwise", flops=op.flops)
+            return _kernel_timing(config, r, "", False, False)
+        return _collective_timing(fn, inst, config)
+    except BlackwellSimError as exc:
+        raise op_error(source, op.index, op.name, str(exc)) from None
+
+
+def _collective_timing(fn, inst, config):
+    from blackwell_sim.trace.replay import Timing
+
+    op = inst.ops[0]
+    if op.op in P2P_OPS:
+        send = op if op.op == "send" else inst.ops[1]
+        r = fn(config, "send", send.bytes, ranks=[send.rank, send.peer])
+        dtype = ""
+    else:
+        r = fn(config, op.op, op.bytes, ranks=list(inst.ranks), algo=op.algo)
+        dtype = get_dtype(op.dtype).name
+    time_s = float(r.time_s)
+    busbw = getattr(r, "busbw_gbps", None)
+    fabric = float(busbw) * 1e9 * time_s if busbw is not None else float(op.bytes)
+    return Timing(time_s=time_s, launch_s=0.0, flops=0.0, peak_tflops=math.nan,
+                  bound=str(getattr(r, "bound", "fabric")), tile=str(getattr(r, "algo", "") or ""),
+                  dtype=dtype, sparse=False, bytes_hbm=0.0, bytes_l2=0.0, bytes_fabric=fabric,
+                  energy_j=math.nan)
