@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from blackwell_sim.config import GPUConfig, SystemConfig, load_config
 from blackwell_sim.errors import BlackwellSimError
 from blackwell_sim.trace.io import Trace, load_trace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_CONFIG = "b200"
 
