@@ -102,7 +102,7 @@ def check_deps(ops: tuple[Op, ...], source: str) -> None:
         for dep in op.deps:
             if dep not in index:
                 raise op_error(source, op.index, op.name, f"deps: no op named {short_repr(dep)}"
-                               f"{did_you_mean(dep, index)}")
+                               f"{did_you_mean(dep, [n for n in index if n != op.name])}")
             successors[index[dep]].append(op.index)
     cycle = find_cycle(successors)
     if cycle:

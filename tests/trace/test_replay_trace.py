@@ -1,0 +1,204 @@
+"""The replay scheduler: stream order, SM sharing, collectives gating on the slowest rank,
+send/recv pairing, launch gaps, the per-op memo, rank and cycle errors."""
+
+from __future__ import annotations
+
+import pytest
+
+import blackwell_sim as bs
+from blackwell_sim.errors import BlackwellSimError
+from blackwell_sim.report import COLUMN_NAMES, validate_frame
+from blackwell_sim.trace import parse_document
+from blackwell_sim.trace.replay import FRAME_COLUMNS, plan, replay, schedule
+
+
+@pytest.fixture(scope="module")
+def b200():
+    return bs.load_config("b200")
+
+
+@pytest.fixture(scope="module")
+def hgx():
+    return bs.load_config("hgx-b200-8")
+
+
+def _times(doc, config, durations: dict, gaps: dict | None = None):
+    """Schedule with hand-set durations per op name: {name: (start, end)}."""
+    instances = plan(parse_document(doc), config)
+    gaps = gaps or {}
+    start, end = schedule(instances, [durations[i.ops[0].name] for i in instances],
+                          [gaps.get(i.ops[0].name, 0.0) for i in instances])
+    return {op.name: (start[k], end[k]) for k, inst in enumerate(instances) for op in inst.ops}
+
+
+def M(name, **kw):
+    return {"op": "memcpy", "name": name, "bytes": 1, **kw}
+
+
+def test_one_stream_runs_in_trace_order_with_launch_gaps(b200):
+    t = _times({"ops": [M("a"), M("b"), M("c")]}, b200, {"a": 1.0, "b": 2.0, "c": 3.0},
+               {"a": 0.5, "b": 0.5, "c": 0.5})
+    assert t == {"a": (0.5, 1.5), "b": (2.0, 4.0), "c": (4.5, 7.5)}
+
+
+def test_kernels_on_two_streams_of_one_gpu_share_the_sms(b200):
+    doc = {"ops": [M("a"), M("b", stream="s2"), M("c")]}
+    t = _times(doc, b200, {"a": 1.0, "b": 2.0, "c": 3.0})
+    # b is ready at 0 but a holds the SMs; after a, the lowest ready index (b) goes first
+    assert t == {"a": (0.0, 1.0), "b": (1.0, 3.0), "c": (3.0, 6.0)}
+
+
+def test_deps_cross_streams_and_ranks(hgx):
+    doc = {"ops": [M("a", rank=0), M("b", rank=1, deps=["a"]), M("c", rank=1)]}
+    t = _times(doc, hgx, {"a": 5.0, "b": 1.0, "c": 1.0})
+    # c is after b on rank 1's stream, b waits for a on rank 0
+    assert t == {"a": (0.0, 5.0), "b": (5.0, 6.0), "c": (6.0, 7.0)}
+
+
+def test_collective_waits_for_its_slowest_rank_and_overlaps_compute(hgx):
+    doc = {"ops": [M("a", rank=0), M("b", rank=1),
+                   {"op": "all_reduce", "name": "ar", "bytes": 8, "group": [0, 1], "deps": ["a", "b"]},
+                   M("c", rank=0), M("d", rank=0, deps=["ar"])]}
+    t = _times(doc, hgx, {"a": 1.0, "b": 4.0, "ar": 2.0, "c": 3.0, "d": 1.0})
+    assert t["ar"] == (4.0, 6.0)          # gated by b on rank 1
+    assert t["c"] == (1.0, 4.0)           # compute on rank 0 overlaps the wait and the collective
+    assert t["d"] == (6.0, 7.0)
+
+
+def test_collectives_on_one_stream_keep_their_order(hgx):
+    ar = {"op": "all_gather", "bytes": 8, "group": [0, 1]}
+    t = _times({"ops": [{**ar, "name": "x"}, {**ar, "name": "y"}]}, hgx, {"x": 1.0, "y": 1.0})
+    assert t == {"x": (0.0, 1.0), "y": (1.0, 2.0)}
+
+
+def test_send_pairs_with_the_matching_recv(hgx):
+    doc = {"ops": [M("a", rank=0), {"op": "send", "name": "s", "bytes": 4, "rank": 0, "peer": 1, "deps": ["a"]},
+                   {"op": "recv", "name": "r", "bytes": 4, "rank": 1, "peer": 0}, M("b", rank=1, deps=["r"])]}
+    t = _times(doc, hgx, {"a": 2.0, "s": 1.0, "b": 1.0})
+    assert t["s"] == t["r"] == (2.0, 3.0)
+    assert t["b"] == (3.0, 4.0)
+
+
+def _plan_error(doc, config) -> str:
+    with pytest.raises(BlackwellSimError) as info:
+        plan(parse_document(doc, "t.yaml"), config)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_rank_outside_the_system(b200, hgx):
+    assert "op 0 ('a'): rank: rank 1 is outside the system: config 'NVIDIA B200' is one GPU" in _plan_error(
+        {"ops": [M("a", rank=1)]}, b200)
+    assert "group: rank 8 is outside the system: system 'HGX B200 8-GPU' has 8 GPUs (ranks 0..7)" in _plan_error(
+        {"ops": [{"op": "all_reduce", "bytes": 8, "group": [0, 8]}]}, hgx)
+    assert "peer: rank 9 is outside" in _plan_error(
+        {"ops": [{"op": "send", "bytes": 8, "rank": 0, "peer": 9}]}, hgx)
+    assert "all_reduce needs a multi-GPU system" in _plan_error({"ops": [{"op": "all_reduce", "bytes": 8}]}, b200)
+
+
+def test_unmatched_or_mismatched_send_recv(hgx):
+    assert "send to/from rank 1 has no matching recv on rank 1" in _plan_error(
+        {"ops": [{"op": "send", "bytes": 8, "rank": 0, "peer": 1}]}, hgx)
+    assert "bytes: 9 does not match its partner 'send_0' (8)" in _plan_error(
+        {"ops": [{"op": "send", "bytes": 8, "rank": 0, "peer": 1},
+                 {"op": "recv", "bytes": 9, "rank": 1, "peer": 0}]}, hgx)
+
+
+def test_cycles_through_stream_order_are_rejected(b200, hgx):
+    # b waits for c, but c is after b on the same stream
+    assert "dependency cycle through stream order and deps 'b' -> 'c' -> 'b'" in _plan_error(
+        {"ops": [M("a"), M("b", deps=["c"]), M("c")]}, b200)
+    # two ranks meet their collectives in opposite orders (a deadlock in NCCL too)
+    ag = {"op": "all_gather", "bytes": 8}
+    doc = {"ops": [{**ag, "name": "x", "group": [0, 1], "stream": "s0"},
+                   {**ag, "name": "y", "group": [0, 1], "stream": "s1"},
+                   M("p", rank=0, stream="s0", deps=["y"])]}
+    assert plan(parse_document(doc), hgx)  # no cycle: different streams
+    doc = {"ops": [{**ag, "name": "x", "group": [0, 1], "deps": ["q"]}, M("q", rank=1, stream="comm")]}
+    assert "dependency cycle" in _plan_error(doc, hgx)
+
+
+SMALL = {"ops": [
+    {"op": "gemm", "name": "g1", "m": 1024, "n": 1024, "k": 1024, "dtype": "bf16", "layer": "0", "phase": "fwd"},
+    {"op": "elementwise", "name": "e", "bytes_read": 1 << 20, "bytes_written": 1 << 20},
+    {"op": "gemm", "name": "g2", "m": 1024, "n": 1024, "k": 1024, "dtype": "bf16", "measured_s": 1.5e-5},
+]}
+
+
+def test_replay_frame_follows_the_contract(b200):
+    frame = replay(parse_document(SMALL), b200)
+    assert tuple(frame.columns) == FRAME_COLUMNS == COLUMN_NAMES
+    validate_frame(frame)
+    assert list(frame["name"]) == ["g1", "e", "g2"]
+    assert list(frame["cached"]) == [False, False, True]
+    g1, g2 = frame.iloc[0], frame.iloc[2]
+    assert g1.time_s == g2.time_s and g1.flops == 2 * 1024**3
+    assert (g1["layer"], g1["phase"], g1["dtype"], g1["sparse"]) == ("0", "fwd", "bf16", False)
+    assert g1.peak_tflops == pytest.approx(b200.peak_tflops("bf16"))
+    assert g1.tflops == pytest.approx(g1.flops / g1.time_s / 1e12)
+    assert g2.measured_s == 1.5e-5 and frame.iloc[0].measured_s != frame.iloc[0].measured_s  # NaN
+    assert frame.iloc[1]["dtype"] == "" and frame.iloc[1].peak_tflops != frame.iloc[1].peak_tflops
+
+
+def test_launch_gap_is_the_configs_launch_overhead(b200):
+    from blackwell_sim.engine.kernels.gemm import simulate_gemm
+
+    doc = {"ops": SMALL["ops"][:1] + [{**SMALL["ops"][0], "name": "again"}]}
+    for overhead_us in (3.0, 10.0):
+        cfg = bs.load_config("b200", overrides={"launch.overhead_us": overhead_us})
+        frame = replay(parse_document(doc), cfg)
+        whole = simulate_gemm(cfg, 1024, 1024, 1024, "bf16").time_s
+        assert frame.start_s[0] == pytest.approx(overhead_us * 1e-6)
+        assert frame.time_s[0] == pytest.approx(whole - overhead_us * 1e-6)
+        assert frame.start_s[1] - frame.end_s[0] == pytest.approx(overhead_us * 1e-6)
+
+
+def test_memo_simulates_identical_ops_once_and_is_shared(b200, monkeypatch):
+    import blackwell_sim.trace.timing as timing
+
+    calls = []
+    real = timing.evaluate
+    monkeypatch.setattr(timing, "evaluate", lambda *a, **k: calls.append(a[0].key) or real(*a, **k))
+    memo: dict = {}
+    replay(parse_document(SMALL), b200, memo=memo)
+    assert len(calls) == 2 and len(memo) == 2
+    frame = replay(parse_document(SMALL), b200, memo=memo)
+    assert len(calls) == 2 and frame["cached"].all()
+    other = bs.load_config("b200", overrides={"sm.count": 100})
+    replay(parse_document(SMALL), other, memo=memo)  # a different config is not a memo hit
+    assert len(calls) == 4
+
+
+def test_simulate_is_deterministic_and_reports_a_summary():
+    a = bs.simulate(SMALL, "b200")
+    b = bs.simulate(SMALL, "b200")
+    assert a.ops.equals(b.ops)
+    assert a.summary["total_time_s"] == pytest.approx(a.ops.end_s.max())
+    assert a.summary["config"] == "NVIDIA B200" and a.summary["ops"] == 3
+
+
+def test_simulate_takes_the_traces_config_unless_given(tmp_path):
+    doc = {"config": "h100-sxm", "ops": SMALL["ops"][:1]}
+    assert bs.simulate(doc).config.name .startswith("NVIDIA H100")
+    assert bs.simulate(doc, "b200").config.name == "NVIDIA B200"
+    assert bs.simulate({"ops": SMALL["ops"][:1]}).config.name == "NVIDIA B200"
+    assert bs.simulate(doc, overrides={"sm.count": 100}).config.sm.count == 100
+
+
+def test_missing_kernel_model_is_one_clear_error(b200):
+    doc = {"ops": [{"op": "attention", "name": "att", "batch": 1, "heads": 8, "seq_q": 128, "head_dim": 64}]}
+    try:
+        import blackwell_sim.engine.kernels.attention  # noqa: F401
+    except ModuleNotFoundError:
+        with pytest.raises(BlackwellSimError, match=r"op 0 \('att'\): attention ops need the attention kernel model"):
+            replay(parse_document(doc), b200)
+    else:
+        frame = replay(parse_document(doc), b200)
+        assert frame.time_s[0] > 0 and frame.flops[0] > 0
+
+
+def test_bad_fidelity_and_functional_mode(b200):
+    with pytest.raises(BlackwellSimError, match="fidelity: expected one of fast, detailed, got 'slow'"):
+        replay(parse_document(SMALL), b200, "slow")
+    with pytest.raises(BlackwellSimError, match="functional: expected sample or full"):
+        replay(parse_document(SMALL), b200, functional="some")
