@@ -72,7 +72,7 @@ def chrome_trace(frame: pd.DataFrame, extra_events: Sequence[dict] | None = None
     extra = _checked_extra(extra_events or [])
     events.extend(e for e in extra if e["ph"] == "M")
     slices = _op_events(frame, tids) + [e for e in extra if e["ph"] != "M"]
-    slices.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], -e.get("dur", 0.0), e["name"]))
+    slices.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], e.get("dur", 0.0), e["name"]))
     events.extend(slices)
     return {"traceEvents": events, "displayTimeUnit": "ns",
             "otherData": {"generator": "blackwell-sim", "title": title or ""}}
@@ -145,7 +145,8 @@ def kernel_tile_events(result, *, rank: int, start_s: float, label: str = "",
             events.append({"name": "thread_name", "ph": "M", "pid": rank, "tid": tid,
                            "args": {"name": f"SM {worker}" + (f" ({label})" if label else "")}})
         s_ns, e_ns = base_ns + _ns(t0), base_ns + _ns(t1)
-        events.append({"name": f"{prefix}tile {unit}", "cat": "tile", "ph": "X", "pid": rank,
+        unit_text = ",".join(map(str, unit)) if isinstance(unit, (tuple, list)) else str(unit)
+        events.append({"name": f"{prefix}tile {unit_text}", "cat": "tile", "ph": "X", "pid": rank,
                        "tid": tid, "ts": _us(s_ns), "dur": _us(e_ns - s_ns), "args": {"worker": int(worker)}})
     return events
 
