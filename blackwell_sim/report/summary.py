@@ -4,7 +4,7 @@ Keys of :func:`summarize` (the contract; docs/report.md):
 
 - ``total_time_s``: makespan, the last op's ``end_s`` (the replay clock starts at 0).
 - ``ops``: distinct trace ops (names); ``rows``: frame rows (a collective has one per rank);
-  ``ranks``: distinct ranks.
+  ``ranks``: distinct ranks that ran ops; ``gpus``: GPUs in the config (1 for a GPU config).
 - ``achieved_tflops``: all FLOP of all ranks / makespan / 1e12.
 - ``formats``: ``{dtype: {flops, time_s, achieved_tflops, peak_tflops, pct_of_peak}}`` over the
   rows with FLOP and a dtype. ``time_s`` sums the rows' durations (GPU-seconds), ``achieved_tflops``
@@ -63,6 +63,7 @@ def summarize(frame: pd.DataFrame, config, *, sim_wall_s: float | None = None) -
         "ops": int(frame["name"].nunique()),
         "rows": int(len(frame)),
         "ranks": int(frame["rank"].nunique()),
+        "gpus": int(getattr(config, "gpu_count", 1)),
         "achieved_tflops": _f(flops.sum() / total_s / 1e12) if total_s > 0 else None,
         "formats": _formats(frame, config),
         "bound_time_share": _bound_share(frame, busy_s),

@@ -1,0 +1,57 @@
+"""Through blackwell_sim.simulate(): the replayer's frame passes the report's contract end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from blackwell_sim.report import (COLUMN_NAMES, chrome_trace, read_results_csv, validate_frame,
+                                  write_report)
+from blackwell_sim.simulate import simulate
+
+DOC = {"ops": [
+    {"op": "gemm", "m": 4096, "n": 4096, "k": 4096, "dtype": "nvfp4", "layer": "L0", "phase": "fwd"},
+    {"op": "gemm", "name": "again", "m": 4096, "n": 4096, "k": 4096, "dtype": "nvfp4", "deps": ["gemm_0"]},
+    {"op": "gemm", "m": 2048, "n": 2048, "k": 2048, "dtype": "bf16", "rank": 1},
+    {"op": "memcpy", "bytes": 1 << 24, "stream": "copy"},
+    {"op": "elementwise", "bytes_read": 1 << 24, "bytes_written": 1 << 24, "flops": 1e6, "rank": 1},
+]}
+
+
+@pytest.fixture(scope="module")
+def result():
+    return simulate(DOC, "hgx-b200-8")
+
+
+def test_replayed_frame_is_a_valid_results_frame(result):
+    f = result.ops
+    validate_frame(f)
+    assert list(f.columns) == list(COLUMN_NAMES)
+    assert f["name"].tolist() == ["gemm_0", "again", "gemm_2", "memcpy_3", "elementwise_4"]
+    assert f["cached"].tolist() == [False, True, False, False, False]
+    assert (f["energy_j"] > 0).all()
+
+
+def test_summary_matches_the_frame(result):
+    s, f = result.summary, result.ops
+    assert s["total_time_s"] == pytest.approx(f["end_s"].max())
+    assert (s["ops"], s["ranks"], s["gpus"]) == (5, 2, 8)
+    nv = f[f["dtype"] == "nvfp4"]
+    assert s["formats"]["nvfp4"]["achieved_tflops"] == pytest.approx(
+        nv["flops"].sum() / nv["time_s"].sum() / 1e12)
+    assert s["energy_j"] == pytest.approx(f["energy_j"].sum())
+
+
+def test_report_folder_round_trips(result, tmp_path):
+    out = write_report(result.ops, result.config, tmp_path, sim_wall_s=1.5)
+    names = [p.rsplit("/", 1)[-1] for p in out["files"]]
+    assert names[:3] == ["results.csv", "summary.json", "timeline.json"] and "roofline.png" in names
+    pd.testing.assert_frame_equal(read_results_csv(tmp_path / "results.csv"), result.ops)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["sim_wall_s"] == 1.5 and summary["ops"] == 5
+    doc = json.loads((tmp_path / "timeline.json").read_text())
+    assert doc == json.loads(json.dumps(chrome_trace(result.ops, title=summary["config"])))
+    pids = {e["pid"] for e in doc["traceEvents"] if e["ph"] == "X"}
+    assert pids == {0, 1}

@@ -1,0 +1,158 @@
+"""Plots: what each figure draws (roofs from the config, ops where they belong), labelled axes,
+reproducible bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import blackwell_sim as bs
+from blackwell_sim.report import results_frame, write_plots
+from blackwell_sim.report.plots import (MAX_BARS, MAX_GANTT_RANKS, plot_achieved_vs_peak,
+                                        plot_bound_breakdown, plot_measured_vs_simulated,
+                                        plot_roofline, plot_timeline, save_figure)
+
+
+@pytest.fixture(scope="module")
+def b200():
+    return bs.load_config("b200")
+
+
+def frame(measured: bool = False):
+    rows = [
+        {"name": "big", "op": "gemm", "start_s": 0.0, "time_s": 2e-3, "flops": 1e13, "bytes_hbm": 1e9,
+         "peak_tflops": 9000.0, "dtype": "nvfp4", "bound": "compute"},
+        {"name": "sp", "op": "gemm", "start_s": 2e-3, "time_s": 1e-3, "flops": 4e12, "bytes_hbm": 2e8,
+         "peak_tflops": 18000.0, "dtype": "nvfp4", "sparse": True, "bound": "power"},
+        {"name": "skinny", "op": "gemm", "start_s": 3e-3, "time_s": 1e-4, "flops": 1e10, "bytes_hbm": 1e8,
+         "peak_tflops": 2250.0, "dtype": "bf16", "bound": "hbm"},
+        {"name": "attn", "op": "attention", "start_s": 3.1e-3, "time_s": 5e-4, "flops": 5e11,
+         "bytes_hbm": 1e8, "peak_tflops": 2250.0, "dtype": "bf16", "bound": "compute"},
+        {"name": "ar", "op": "all_reduce", "stream": "comm", "start_s": 1e-3, "time_s": 1e-3,
+         "dtype": "bf16", "bound": "nvlink", "bytes_fabric": 1e8},
+        {"name": "cp", "op": "memcpy", "start_s": 3.6e-3, "time_s": 4e-4, "bytes_hbm": 2e9, "bound": "hbm"},
+    ]
+    if measured:
+        rows[0]["measured_s"] = 2.5e-3
+        rows[2]["measured_s"] = 1e-4
+    return results_frame(rows)
+
+
+def visible(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_roofline_draws_the_config_roofs_and_the_ops(b200):
+    fig = plot_roofline(frame(), b200)
+    axes = visible(fig)
+    assert [ax.get_title() for ax in axes] == ["nvfp4 on NVIDIA B200", "bf16 on NVIDIA B200"]
+    nv = axes[0]
+    assert nv.get_xscale() == "log" and nv.get_yscale() == "log"
+    lines = {ln.get_label(): ln for ln in nv.get_lines()}
+    dense = next(ln for lbl, ln in lines.items() if lbl.startswith("dense"))
+    sparse = next(ln for lbl, ln in lines.items() if lbl.startswith("2:4 sparse"))
+    x, y = dense.get_data()
+    assert y.max() == pytest.approx(b200.peak_tflops("nvfp4"))
+    assert sparse.get_data()[1].max() == pytest.approx(b200.peak_tflops("nvfp4", sparse=True))
+    slope = y[0] / x[0]                                         # TFLOPS per FLOP/byte on the HBM roof
+    assert slope == pytest.approx(b200.hbm.bandwidth_gbps * 1e9 / 1e12)
+    points = np.vstack([c.get_offsets() for c in nv.collections])
+    assert sorted(map(tuple, points)) == pytest.approx(sorted([(1e4, 5000.0), (2e4, 4000.0)]))
+    bf_lines = [ln.get_label() for ln in axes[1].get_lines()]
+    assert not any("sparse" in lbl for lbl in bf_lines)        # no sparse bf16 op, no sparse roof
+    kinds = sorted(c.get_label() for c in axes[1].collections)
+    assert kinds == ["attention (1)", "gemm (1)"]
+
+
+def test_roofline_without_flops_says_so(b200):
+    f = results_frame([{"name": "cp", "op": "memcpy", "start_s": 0.0, "time_s": 1e-3, "bytes_hbm": 1e9}])
+    ax = visible(plot_roofline(f, b200))[0]
+    assert ax.texts[0].get_text() == "no ops with FLOP and HBM bytes"
+
+
+def test_timeline_lanes_and_rank_limit(b200):
+    ax = plot_timeline(frame(), b200).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["GPU 0 / compute", "GPU 0 / comm"]
+    assert ax.get_xlabel() == "time (ms)"
+    bars = sorted((round(v[:, 0].min(), 9), round(v[:, 0].max() - v[:, 0].min(), 9), round(v[:, 1].mean()))
+                  for c in ax.collections for v in (path.vertices for path in c.get_paths()))
+    f = frame()
+    lane = (f["stream"] == "comm").astype(int)
+    expected = sorted(zip((f["start_s"] * 1e3).round(9), (f["time_s"] * 1e3).round(9), lane))
+    assert bars == pytest.approx(expected)
+    many = results_frame([{"name": f"g{r}", "op": "gemm", "rank": r, "start_s": 0.0, "time_s": 1e-6}
+                          for r in range(MAX_GANTT_RANKS + 3)])
+    ax = plot_timeline(many, b200).axes[0]
+    assert len(ax.get_yticklabels()) == MAX_GANTT_RANKS
+    assert ax.get_title() == f"timeline (ranks 0-{MAX_GANTT_RANKS - 1} of {MAX_GANTT_RANKS + 3})"
+    assert ax.get_xlabel() == "time (us)"
+
+
+def test_achieved_vs_peak_bars_are_the_longest_tensor_ops(b200):
+    ax = plot_achieved_vs_peak(frame(), b200).axes[0]
+    bars = sorted(((p.get_y(), p.get_width()) for p in ax.patches))
+    f = frame()
+    expected = f[f["peak_tflops"] > 0].sort_values("time_s", ascending=False)["pct_of_peak"].tolist()
+    assert [w for _, w in bars] == pytest.approx(expected)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0] == "big [nvfp4] r0" and labels[1] == "sp [nvfp4 2:4] r0"
+    many = results_frame([{"name": f"g{i}", "op": "gemm", "start_s": i * 1e-3, "time_s": 1e-3 - i * 1e-6,
+                           "flops": 1e9, "peak_tflops": 100.0, "dtype": "bf16"} for i in range(MAX_BARS + 5)])
+    ax = plot_achieved_vs_peak(many, b200).axes[0]
+    assert len(ax.patches) == MAX_BARS
+    assert ax.get_yticklabels()[-1].get_text() == f"g{MAX_BARS - 1} [bf16] r0"
+
+
+def test_bound_breakdown_totals_are_the_time_shares(b200):
+    f = frame()
+    ax = plot_bound_breakdown(f, b200).axes[0]
+    totals = {}
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    for p in ax.patches:
+        y = int(round(p.get_y() + p.get_height() / 2))
+        totals[labels[y]] = totals.get(labels[y], 0.0) + p.get_width()
+    busy = f["time_s"].sum()
+    expected = (f.groupby("bound")["time_s"].sum() / busy * 100).to_dict()
+    assert totals == pytest.approx(expected)
+    assert labels[0] == max(expected, key=expected.get)        # largest share first
+
+
+def test_measured_plot_puts_ops_at_measured_vs_simulated_us(b200):
+    ax = plot_measured_vs_simulated(frame(measured=True), b200).axes[0]
+    points = np.vstack([c.get_offsets() for c in ax.collections])
+    assert sorted(map(tuple, points)) == pytest.approx([(100.0, 100.0), (2500.0, 2000.0)])
+
+
+def test_every_axis_is_labelled_and_numeric_axes_carry_units(b200):
+    f = frame(measured=True)
+    figs = [plot_roofline(f, b200), plot_timeline(f, b200), plot_achieved_vs_peak(f, b200),
+            plot_bound_breakdown(f, b200), plot_measured_vs_simulated(f, b200)]
+    for fig in figs:
+        for ax in visible(fig):
+            assert ax.get_xlabel() and ax.get_ylabel()
+            assert "(" in ax.get_xlabel(), ax.get_xlabel()        # every x axis is numeric here
+    assert "TFLOPS" in visible(figs[0])[0].get_ylabel()
+    assert "(us)" in figs[4].axes[0].get_ylabel()
+
+
+def test_write_plots_files_and_reproducible_bytes(b200, tmp_path):
+    a = write_plots(frame(), b200, tmp_path / "a")
+    assert [p.name for p in a] == ["roofline.png", "timeline.png", "achieved_vs_peak.png",
+                                   "bound_breakdown.png"]
+    with_measured = write_plots(frame(measured=True), b200, tmp_path / "m")
+    assert with_measured[-1].name == "measured_vs_simulated.png"
+    b = write_plots(frame(), b200, tmp_path / "b")
+    for pa, pb in zip(a, b):
+        data = pa.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"Software" not in data
+        assert data == pb.read_bytes()
+    svg1 = save_figure(plot_bound_breakdown(frame(), b200), tmp_path / "1.svg", "svg").read_bytes()
+    svg2 = save_figure(plot_bound_breakdown(frame(), b200), tmp_path / "2.svg", "svg").read_bytes()
+    assert svg1 == svg2 and b"<dc:date>" not in svg1
+
+
+def test_bad_plot_format_is_one_line(b200, tmp_path):
+    from blackwell_sim.errors import BlackwellSimError
+
+    with pytest.raises(BlackwellSimError, match="plot format must be one of png, svg, got 'gif'"):
+        write_plots(frame(), b200, tmp_path, fmt="gif")
