@@ -47,9 +47,16 @@ class Op:
 
     def timing_key(self) -> tuple:
         """The fields that decide this op's simulated time (the memo key, with the config)."""
-        skip = {"op", "name", "index", "stream", "deps", "measured_s", "layer", "phase", "rank",
-                "operands", "recipe", "peer"}
-        return (self.op,) + tuple(getattr(self, f.name) for f in fields(self) if f.name not in skip)
+        names = _TIMING_FIELDS.get(type(self))
+        if names is None:
+            names = _TIMING_FIELDS[type(self)] = tuple(
+                f.name for f in fields(self) if f.name not in _NOT_TIMING)
+        return (self.op,) + tuple(getattr(self, name) for name in names)
+
+
+_NOT_TIMING = frozenset({"op", "name", "index", "stream", "deps", "measured_s", "layer", "phase",
+                         "rank", "operands", "recipe", "peer"})
+_TIMING_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -94,8 +94,9 @@ def _check_rank(trace: Trace, op: Op, field: str, rank: int, ranks: int, config)
                                                         f"system: {what}")
 
 
-def plan(trace: Trace, config) -> list[Instance]:
-    """Check ranks against ``config``, pair send/recv, build the scheduled units, reject cycles."""
+def plan(trace: Trace, config, *, check_cycles: bool = True) -> list[Instance]:
+    """Check ranks against ``config``, pair send/recv, build the scheduled units, reject cycles
+    (``check_cycles=False`` leaves that to :func:`schedule`, which finds them anyway)."""
     if not isinstance(config, (GPUConfig, SystemConfig)):
         raise BlackwellSimError(f"config must be a GPUConfig or SystemConfig, got {type(config).__name__}")
     ranks = gpu_count(config)
@@ -140,7 +141,8 @@ def plan(trace: Trace, config) -> list[Instance]:
                 raise op_error(trace.source, op.index, op.name, f"{op.op} to/from rank {op.peer} has "
                                f"no matching {partner} on rank {op.peer}")
     instances.sort(key=lambda inst: max(o.index for o in inst.ops))
-    _check_cycles(trace, instances)
+    if check_cycles:
+        check_cycles_of(trace, instances)
     return instances
 
 
@@ -168,8 +170,10 @@ def graph(instances: list[Instance]) -> tuple[list[list[int]], list[int]]:
     return successors, [len(ps) for ps in preds]
 
 
-def _check_cycles(trace: Trace, instances: list[Instance]) -> None:
-    successors, _ = graph(instances)
+def check_cycles_of(trace: Trace, instances: list[Instance],
+                    successors: list[list[int]] | None = None) -> None:
+    if successors is None:
+        successors, _ = graph(instances)
     cycle = find_cycle(successors)
     if cycle:
         names = [instances[i].ops[0] for i in cycle]
@@ -179,10 +183,12 @@ def _check_cycles(trace: Trace, instances: list[Instance]) -> None:
                        f"{cycle_text(names, list(range(len(names))))}")
 
 
-def schedule(instances: list[Instance], durations: list[float], gaps: list[float]
-             ) -> tuple[list[float], list[float]]:
-    """Start and end time of every instance (list scheduling; see the module docstring)."""
-    successors, npred = graph(instances)
+def schedule(instances: list[Instance], durations: list[float], gaps: list[float],
+             edges: tuple[list[list[int]], list[int]] | None = None) -> tuple[list[float], list[float]]:
+    """Start and end time of every instance (list scheduling; see the module docstring).
+    ``edges``: :func:`graph` of ``instances`` when the caller has it already (no cycles)."""
+    successors, npred = edges if edges is not None else graph(instances)
+    npred = list(npred)
     n = len(instances)
     start = [math.nan] * n
     end = [math.nan] * n
@@ -225,7 +231,7 @@ def schedule(instances: list[Instance], durations: list[float], gaps: list[float
                 ready(j, t)
         if inst.uses_sms:
             dispatch(inst.ranks[0], t)
-    if done != n:  # plan() rejects cycles, so this is a bug
+    if done != n:  # callers reject cycles first, so this is a bug
         raise RuntimeError(f"replay: scheduled {done} of {n} ops")
     return start, end
 
@@ -246,7 +252,9 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
         raise BlackwellSimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
     if functional not in (None, "sample", "full"):
         raise BlackwellSimError(f"functional: expected sample or full, got {functional!r}")
-    instances = plan(trace, config)
+    instances = plan(trace, config, check_cycles=False)
+    edges = graph(instances)
+    check_cycles_of(trace, instances, edges[0])
     require_models(trace, instances)
     memo = {} if memo is None else memo
     prefix = (config_fingerprint(config), fidelity)
@@ -279,7 +287,7 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
         if bar is not None:
             bar.close()
     timings = [memo[k] for k in keys]
-    start, end = schedule(instances, [t.time_s for t in timings], [t.launch_s for t in timings])
+    start, end = schedule(instances, [t.time_s for t in timings], [t.launch_s for t in timings], edges)
     rows = []
     for i, inst in enumerate(instances):
         t = timings[i]
