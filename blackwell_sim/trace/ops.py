@@ -219,7 +219,7 @@ def _dtype(value: Any) -> str:
 def _recipe(value: Any) -> str:
     from blackwell_sim.numerics.recipes import RECIPES
 
-    if value not in RECIPES:
+    if not isinstance(value, str) or value not in RECIPES:
         raise _Bad(f"unknown recipe; known: {', '.join(RECIPES)}")
     return value
 
@@ -317,9 +317,10 @@ def parse_op(raw: Any, index: int, source: str = "<trace>") -> Op:
     kind = raw.get("op")
     if kind is None:
         raise op_error(source, index, name, f"missing field 'op' (one of {', '.join(OP_KINDS)})")
-    if kind not in _KIND_FIELDS:
-        raise op_error(source, index, name, f"op: unknown op {short_repr(kind)}"
-                       f"{did_you_mean(kind, OP_KINDS)}; known: {', '.join(OP_KINDS)}")
+    if not isinstance(kind, str) or kind not in _KIND_FIELDS:
+        hint = did_you_mean(kind, OP_KINDS) if isinstance(kind, str) else ""
+        raise op_error(source, index, name, f"op: unknown op {short_repr(kind)}{hint}; "
+                                            f"known: {', '.join(OP_KINDS)}")
     cls, specific = _KIND_FIELDS[kind]
     spec = {**_COMMON, **specific}
     for key in raw:
