@@ -1,0 +1,45 @@
+"""``blackwell-sim import-torch-profile TRACE.json -o OUT.yaml``: a torch.profiler trace as a
+blackwell-sim trace (GEMM, attention and NCCL ops with shapes and measured GPU time)."""
+
+from __future__ import annotations
+
+import argparse
+
+from blackwell_sim.cli.common import add_common, fail
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-torch-profile", help="convert a torch.profiler Chrome trace into a trace file",
+                       description="Read the Chrome-trace JSON (optionally gzipped) that torch.profiler exports "
+                                   "with record_shapes=True and write a blackwell-sim trace: GEMM-family ops, "
+                                   "scaled_dot_product_attention variants and NCCL collectives with their shapes "
+                                   "and measured GPU kernel time (measured_s). Run it with `blackwell-sim run OUT`.")
+    add_common(p, config=False)
+    p.add_argument("profile", metavar="TRACE.json", help="torch.profiler Chrome trace (.json or .json.gz)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.yaml",
+                   help="trace file to write (.yaml, .json or .jsonl)")
+    p.add_argument("--rank", type=int, default=0, help="rank the ops run on (default 0)")
+    p.add_argument("--config", "-c", default=None, metavar="C",
+                   help="GPU preset to record in the trace (default: from the profile's GPU name)")
+    p.set_defaults(handler=run_import)
+
+
+def run_import(args: argparse.Namespace) -> dict:
+    from blackwell_sim.trace.io import write_trace
+    from blackwell_sim.trace.torch_profile import import_torch_profile
+
+    if args.overrides:
+        fail(f"--set {args.overrides[0]}: import-torch-profile has no configuration to override")
+    if args.rank < 0:
+        fail(f"--rank: must be >= 0, got {args.rank}")
+    doc = import_torch_profile(args.profile, rank=args.rank, config=args.config)
+    out = write_trace(doc, args.output)
+    counts = {kind: sum(op["op"] == kind for op in doc["ops"]) for kind in ("gemm", "attention")}
+    counts["collectives"] = len(doc["ops"]) - counts["gemm"] - counts["attention"]
+    measured = sum(op.get("measured_s", 0.0) for op in doc["ops"])
+    data = {"output": str(out), "ops": len(doc["ops"]), **counts, "measured_s": measured,
+            "config": doc.get("config")}
+    text = (f"wrote {out}: {len(doc['ops'])} ops ({counts['gemm']} GEMM, {counts['attention']} attention, "
+            f"{counts['collectives']} collectives), {measured * 1e3:.3f} ms measured GPU kernel time"
+            + (f", config {doc['config']}" if doc.get("config") else ""))
+    return {"json": data, "text": text}
