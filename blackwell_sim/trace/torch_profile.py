@@ -25,7 +25,10 @@ engine's thread inside ``autograd::engine::evaluate_function`` get ``phase: bwd`
 
 Every op goes on ``rank`` (0 by default: one profiler file is one process), compute ops in CPU issue
 order on stream ``compute``; a collective runs on stream ``comm`` after the compute op issued before
-it, and the compute op issued after it waits for it (synchronous c10d semantics).
+it, and the compute op issued after it waits for it (synchronous c10d semantics). Collectives of a
+one-rank process group are dropped (nothing moves between GPUs). The document's ``config`` is the
+GPU preset matching ``deviceProperties`` (H100 -> h100-sxm, ...), or its 8-GPU / NVL72 system
+(``system``) when the trace has collectives over several ranks; an explicit ``config`` wins.
 Malformed input raises :class:`~blackwell_sim.errors.BlackwellSimError` naming the file and event.
 """
 
@@ -81,6 +84,9 @@ TORCH_DTYPES: dict[str, tuple[str, float]] = {
 }
 #: GPU name (deviceProperties) fragment -> config preset
 DEVICE_PRESETS = (("H100", "h100-sxm"), ("H200", "h200"), ("B300", "b300"), ("GB200", "gb200"), ("B200", "b200"))
+#: GPU preset -> (system preset of that GPU, its GPU count) for traces with multi-rank collectives
+SYSTEM_PRESETS = {"h100-sxm": ("hgx-h100-8", 8), "h200": ("hgx-h200-8", 8), "b200": ("hgx-b200-8", 8),
+                  "b300": ("hgx-b300-8", 8), "gb200": ("gb200-nvl72", 72)}
 _BACKWARD_SCOPE = "autograd::engine::evaluate_function"
 
 
@@ -330,7 +336,7 @@ def import_torch_profile(path: str | os.PathLike, rank: int = 0, config: str | N
     intervals: dict[tuple, list[tuple[float, float, int]]] = defaultdict(list)
     last_compute: str | None = None
     pending: list[str] = []
-    skipped = 0
+    skipped = single = widest = 0
     for ev in cpu:
         if ev.ts < outer_end.get(ev.thread, -math.inf):
             continue  # nested inside a recognised op (linear -> matmul -> mm)
@@ -339,6 +345,10 @@ def import_torch_profile(path: str | os.PathLike, rank: int = 0, config: str | N
             if fields is None:
                 skipped += 1
                 continue
+            if len(fields["group"]) == 1:  # a one-rank collective moves nothing between GPUs
+                single += 1
+                continue
+            widest = max(widest, len(fields["group"]))
             kind = fields["op"]
         elif ev.name in ATTENTION_OPS:
             fields = {"op": "attention", **attention_fields(source, ev)}
@@ -412,9 +422,16 @@ def import_torch_profile(path: str | os.PathLike, rank: int = 0, config: str | N
         "name": path.name.split(".")[0],
         "description": (f"imported from {path.name} (torch.profiler): {n_gemm} GEMMs, {n_attn} attention ops, "
                         f"{len(ops) - n_gemm - n_attn} collectives; measured_s = summed GPU kernel time"
+                        + (f"; {single} one-rank collectives dropped" if single else "")
                         + (f"; {skipped} non-collective comms events skipped" if skipped else ""))}
     preset = config or _device_preset(doc)
-    if preset:
-        out["config"] = preset
+    if preset and widest > 1 and config is None:
+        system = SYSTEM_PRESETS.get(preset)
+        if system is None or widest > system[1]:
+            raise BlackwellSimError(f"{source}: collectives over {widest} ranks need a system preset; "
+                                    f"pass one (--config) explicitly")
+        out["system"] = system[0]
+    elif preset:
+        out["config" if widest <= 1 or config is None else "system"] = preset
     out["ops"] = ops
     return out
