@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -19,10 +19,11 @@ def write_atomic(path, write: Callable[[IO], None], *, binary: bool = False) -> 
     """Call ``write(fh)`` on a temporary file next to ``path``, then move it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # not tempfile.mkstemp: its 0600 mode would survive os.replace; open(..., "x") honours the umask
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else
-                                                        {"encoding": "utf-8", "newline": ""})) as fh:
+        with open(tmp, "xb" if binary else "x", **({} if binary else
+                                                    {"encoding": "utf-8", "newline": ""})) as fh:
             write(fh)
         os.replace(tmp, path)
     except BaseException:
@@ -34,10 +35,8 @@ def write_atomic(path, write: Callable[[IO], None], *, binary: bool = False) -> 
 
 def write_json_atomic(doc, path) -> Path:
     """``doc`` as compact JSON (NaN/Inf rejected: make the document JSON-safe first)."""
-    def write(fh):
-        json.dump(doc, fh, separators=(",", ":"), allow_nan=False)
-        fh.write("\n")
-    return write_atomic(path, write)
+    text = json.dumps(doc, separators=(",", ":"), allow_nan=False)  # C encoder; json.dump is not
+    return write_atomic(path, lambda fh: fh.write(text + "\n"))
 
 
 def write_summary_json(summary: dict, path) -> Path:
@@ -50,16 +49,17 @@ def write_summary_json(summary: dict, path) -> Path:
 
 def write_results_csv(frame: pd.DataFrame, path) -> Path:
     """The results frame as CSV: the documented columns in order, NaN as an empty field,
-    floats with 17 significant digits (round-trips exactly)."""
+    floats in Python's shortest round-trip form (read back bit-exactly by :func:`read_results_csv`)."""
     validate_frame(frame)
     return write_atomic(path, lambda fh: frame.to_csv(fh, columns=list(COLUMN_NAMES), index=False,
-                                                      float_format="%.17g", lineterminator="\n"))
+                                                      lineterminator="\n"))
 
 
 def read_results_csv(path) -> pd.DataFrame:
     """Read a CSV written by :func:`write_results_csv` back into a validated results frame."""
     from blackwell_sim.report.frame import _coerce
     frame = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in _STRING_COLUMNS},
+                        float_precision="round_trip",
                         na_values={c: [""] for c in COLUMN_NAMES if c not in _STRING_COLUMNS})
     for col in ("sparse", "cached"):
         frame[col] = frame[col].map({"True": True, "False": False, True: True, False: False})

@@ -81,22 +81,22 @@ def chrome_trace(frame: pd.DataFrame, extra_events: Sequence[dict] | None = None
 def _op_events(frame: pd.DataFrame, tids: dict[str, int]) -> list[dict]:
     start_ns = np.rint(frame["start_s"].to_numpy(dtype=float) * 1e9).astype(np.int64)
     end_ns = np.rint(frame["end_s"].to_numpy(dtype=float) * 1e9).astype(np.int64)
-    cols = {c: frame[c].to_numpy() for c in ("name", "rank", "stream", "sparse", "cached")
-            + _ARG_COLUMNS + _ARG_FLOATS}
+    ts = (start_ns / 1000.0).tolist()
+    dur = ((end_ns - start_ns) / 1000.0).tolist()
+    names = frame["name"].astype(str).tolist()
+    kinds = frame["op"].astype(str).tolist()
+    pids = frame["rank"].astype(int).tolist()
+    thread = frame["stream"].astype(str).map(tids).tolist()
+    strs = [(c, frame[c].astype(str).tolist()) for c in _ARG_COLUMNS]
+    floats = [(c, frame[c].to_numpy(dtype=float).tolist()) for c in _ARG_FLOATS]
+    flags = [(c, frame[c].to_numpy(dtype=bool).tolist()) for c in ("sparse", "cached")]
     out = []
-    for i in range(len(frame)):
-        args = {c: str(cols[c][i]) for c in _ARG_COLUMNS if cols[c][i] != ""}
-        for c in _ARG_FLOATS:
-            v = float(cols[c][i])
-            if not math.isnan(v):
-                args[c] = v
-        if cols["sparse"][i]:
-            args["sparse"] = True
-        if cols["cached"][i]:
-            args["cached"] = True
-        out.append({"name": str(cols["name"][i]), "cat": str(cols["op"][i]), "ph": "X",
-                    "pid": int(cols["rank"][i]), "tid": tids[str(cols["stream"][i])],
-                    "ts": _us(int(start_ns[i])), "dur": _us(int(end_ns[i] - start_ns[i])), "args": args})
+    for i in range(len(names)):
+        args = {c: v[i] for c, v in strs if v[i] != ""}
+        args.update((c, v[i]) for c, v in floats if v[i] == v[i])      # NaN != NaN: dropped
+        args.update((c, True) for c, v in flags if v[i])
+        out.append({"name": names[i], "cat": kinds[i], "ph": "X", "pid": pids[i], "tid": thread[i],
+                    "ts": ts[i], "dur": dur[i], "args": args})
     return out
 
 

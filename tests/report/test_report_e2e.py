@@ -48,7 +48,7 @@ def test_report_folder_round_trips(result, tmp_path):
     out = write_report(result.ops, result.config, tmp_path, sim_wall_s=1.5)
     names = [p.rsplit("/", 1)[-1] for p in out["files"]]
     assert names[:3] == ["results.csv", "summary.json", "timeline.json"] and "roofline.png" in names
-    pd.testing.assert_frame_equal(read_results_csv(tmp_path / "results.csv"), result.ops)
+    pd.testing.assert_frame_equal(read_results_csv(tmp_path / "results.csv"), result.ops, check_exact=True)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sim_wall_s"] == 1.5 and summary["ops"] == 5
     doc = json.loads((tmp_path / "timeline.json").read_text())

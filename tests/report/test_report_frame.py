@@ -104,7 +104,7 @@ def test_csv_round_trip_is_exact(tmp_path):
     header = path.read_text().splitlines()[0]
     assert header == ",".join(COLUMN_NAMES)
     back = read_results_csv(path)
-    pd.testing.assert_frame_equal(back, f)
+    pd.testing.assert_frame_equal(back, f, check_exact=True)
 
 
 def test_atomic_writer_keeps_the_old_file_when_writing_fails(tmp_path):
