@@ -59,7 +59,6 @@ def read_results_csv(path) -> pd.DataFrame:
     """Read a CSV written by :func:`write_results_csv` back into a validated results frame."""
     from blackwell_sim.report.frame import _coerce
     frame = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in _STRING_COLUMNS},
-                        float_precision="round_trip",
                         na_values={c: [""] for c in COLUMN_NAMES if c not in _STRING_COLUMNS})
     for col in ("sparse", "cached"):
         frame[col] = frame[col].map({"True": True, "False": False, True: True, False: False})
