@@ -58,7 +58,9 @@ def write_results_csv(frame: pd.DataFrame, path) -> Path:
 def read_results_csv(path) -> pd.DataFrame:
     """Read a CSV written by :func:`write_results_csv` back into a validated results frame."""
     from blackwell_sim.report.frame import _coerce
-    frame = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in _STRING_COLUMNS},
+    # pandas < 3 parses floats with a fast converter that is not always exact; 3.x is exact by default
+    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+    frame = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in _STRING_COLUMNS}, **exact,
                         na_values={c: [""] for c in COLUMN_NAMES if c not in _STRING_COLUMNS})
     for col in ("sparse", "cached"):
         frame[col] = frame[col].map({"True": True, "False": False, True: True, False: False})
