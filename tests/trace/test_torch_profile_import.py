@@ -1,0 +1,199 @@
+"""Importer mechanisms on hand-built Chrome traces: shape rules, nesting, kernel linking, collectives
+and one-line errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from blackwell_sim.errors import BlackwellSimError
+from blackwell_sim.trace.torch_profile import import_torch_profile
+
+BF16 = "c10::BFloat16"
+
+
+class Builder:
+    """Events of one process: CPU ops on a thread, launches and kernels linked by correlation."""
+
+    def __init__(self):
+        self.events = []
+        self.corr = 0
+
+    def op(self, name, ts, dur, dims, types=None, concrete=None, tid=1, **args):
+        a = {"Input Dims": dims, "Input type": types or [BF16] * len(dims), "External id": len(self.events)}
+        if concrete is not None:
+            a["Concrete Inputs"] = concrete
+        a.update(args)
+        self.events.append({"ph": "X", "cat": "cpu_op", "name": name, "pid": 1, "tid": tid, "ts": ts, "dur": dur,
+                            "args": a})
+        return self
+
+    def launch(self, ts, kernel_dur_us, tid=1, cat="cuda_runtime"):
+        self.corr += 1
+        self.events.append({"ph": "X", "cat": cat, "name": "cudaLaunchKernel", "pid": 1, "tid": tid, "ts": ts,
+                            "dur": 1, "args": {"correlation": self.corr}})
+        self.events.append({"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": ts + 5,
+                            "dur": kernel_dur_us, "args": {"correlation": self.corr, "External id": -1}})
+        return self
+
+    def write(self, path, gz=False, device="NVIDIA H100 80GB HBM3"):
+        doc = {"deviceProperties": [{"id": 0, "name": device}], "traceEvents": self.events}
+        data = json.dumps(doc).encode()
+        path.write_bytes(gzip.compress(data) if gz else data)
+        return path
+
+
+def _import(tmp_path, builder, **kw):
+    return import_torch_profile(builder.write(tmp_path / "p.json"), **kw)["ops"]
+
+
+def test_linear_nested_ops_give_one_gemm_with_folded_batch_dims(tmp_path):
+    b = Builder().op("aten::linear", 0, 100, [[2, 3, 64, 32], [16, 32], []])
+    b.op("aten::matmul", 10, 80, [[2, 3, 64, 32], [32, 16]]).op("aten::mm", 20, 60, [[384, 32], [32, 16]])
+    b.launch(30, 7.0).launch(40, 5.0)
+    (op,) = _import(tmp_path, b)
+    assert (op["m"], op["n"], op["k"], op["dtype"], op["name"]) == (2 * 3 * 64, 16, 32, "bf16", "linear_0")
+    assert op["measured_s"] == pytest.approx(12e-6)
+    assert "batch" not in op
+
+
+@pytest.mark.parametrize("dims, expected", [
+    ([[2, 3, 64, 32], [32, 16]], (384, 16, 32, 1)),        # 2-D right operand: batch folds into M
+    ([[2, 1, 64, 32], [5, 32, 16]], (64, 16, 32, 10)),     # broadcast batch dims
+    ([[32], [32, 16]], (1, 16, 32, 1)),                     # vector x matrix
+    ([[4, 64, 32], [32]], (256, 1, 32, 1)),                 # matrix x vector
+])
+def test_matmul_broadcasting(tmp_path, dims, expected):
+    (op,) = _import(tmp_path, Builder().op("aten::matmul", 0, 10, dims))
+    assert (op["m"], op["n"], op["k"], op.get("batch", 1)) == expected
+
+
+def test_addmm_bmm_baddbmm(tmp_path):
+    b = Builder().op("aten::addmm", 0, 10, [[16], [8, 32], [32, 16], [], []], [BF16] * 3 + ["Scalar"] * 2)
+    b.op("aten::bmm", 20, 10, [[6, 8, 32], [6, 32, 16]]).op("aten::baddbmm", 40, 10, [[6, 8, 16], [6, 8, 32], [6, 32, 16]])
+    ops = _import(tmp_path, b)
+    assert [(o["m"], o["n"], o["k"], o.get("batch", 1)) for o in ops] == [(8, 16, 32, 1), (8, 16, 32, 6), (8, 16, 32, 6)]
+
+
+@pytest.mark.parametrize("types, scale_dims, expected", [
+    (["c10::Float8_e4m3fn"] * 2 + ["float"] * 2, [[], []], ("fp8_e4m3", 64)),
+    (["c10::Float8_e4m3fn"] * 2 + ["c10::Float8_e8m0fnu"] * 2, [[128, 2], [2, 256]], ("mxfp8", 64)),
+    (["c10::Float4_e2m1fn_x2"] * 2 + ["c10::Float8_e4m3fn"] * 2, [[128, 8], [8, 256]], ("nvfp4", 128)),
+    (["c10::Float4_e2m1fn_x2"] * 2 + ["c10::Float8_e8m0fnu"] * 2, [[128, 4], [4, 256]], ("mxfp4", 128)),
+])
+def test_scaled_mm_formats(tmp_path, types, scale_dims, expected):
+    dims = [[128, 64], [64, 256]] + scale_dims
+    (op,) = _import(tmp_path, Builder().op("aten::_scaled_mm", 0, 10, dims, types))
+    assert (op["dtype"], op["k"], op["m"], op["n"]) == expected + (128, 256)
+
+
+def test_attention_variants_gqa_and_causal(tmp_path):
+    q, kv = [2, 8, 128, 64], [2, 2, 256, 64]
+    b = Builder().op("aten::scaled_dot_product_attention", 0, 50, [q, kv, kv, [], [], [], [], []],
+                     concrete=["", "", "", "", "0.", "True", "", "True"])
+    b.op("aten::_scaled_dot_product_flash_attention", 10, 30, [q, kv, kv])  # nested: ignored
+    b.launch(20, 9.0)
+    b.op("aten::_scaled_dot_product_flash_attention_backward", 100, 40, [q, q, kv, kv, q, [2, 8, 128]] + [[]] * 8,
+         concrete=[""] * 10 + ["0.", "False"], tid=2)
+    b.launch(110, 20.0, tid=2)
+    fwd, bwd = _import(tmp_path, b)
+    assert (fwd["batch"], fwd["heads"], fwd["kv_heads"], fwd["seq_q"], fwd["seq_kv"], fwd["head_dim"]) == \
+        (2, 8, 2, 128, 256, 64)
+    assert fwd["causal"] is True and fwd["backward"] is False and "kernel" not in fwd
+    assert bwd["backward"] is True and bwd["causal"] is False and bwd["kernel"] == "fa2"
+    assert (fwd["measured_s"], bwd["measured_s"]) == (pytest.approx(9e-6), pytest.approx(20e-6))
+
+
+def test_backward_phase_from_autograd_scope(tmp_path):
+    b = Builder().op("aten::mm", 0, 10, [[8, 32], [32, 16]])
+    b.events.append({"ph": "X", "cat": "cpu_op", "name": "autograd::engine::evaluate_function: MmBackward0",
+                     "pid": 1, "tid": 2, "ts": 100, "dur": 50, "args": {}})
+    b.op("aten::mm", 110, 10, [[8, 16], [16, 32]], tid=2)
+    assert [o["phase"] for o in _import(tmp_path, b)] == ["fwd", "bwd"]
+
+
+def test_collectives_bytes_group_and_system(tmp_path):
+    b = Builder().op("aten::mm", 0, 10, [[8, 32], [32, 16]])
+    for i, (coll, nin, nout) in enumerate((("allreduce", 1000, 1000), ("_allgather_base", 125, 1000),
+                                           ("reduce_scatter_tensor", 1000, 125), ("barrier", 0, 0))):
+        b.events.append({"ph": "X", "cat": "cpu_op", "name": "record_param_comms", "pid": 1, "tid": 1,
+                         "ts": 100 + 50 * i, "dur": 20, "args": {"Collective name": coll, "In msg nelems": nin,
+                                                                 "Out msg nelems": nout, "dtype": "BFloat16",
+                                                                 "Group size": 8}})
+    b.launch(105, 30.0)
+    b.op("aten::mm", 400, 10, [[8, 32], [32, 16]])
+    doc = import_torch_profile(b.write(tmp_path / "c.json"))
+    ops = doc["ops"]
+    assert doc["system"] == "hgx-h100-8" and "config" not in doc
+    colls = [o for o in ops if o["op"] != "gemm"]
+    assert [(o["op"], o["bytes"], o["group"]) for o in colls] == [
+        ("all_reduce", 2000, list(range(8))), ("all_gather", 2000, list(range(8))),
+        ("reduce_scatter", 2000, list(range(8)))]
+    assert colls[0]["measured_s"] == pytest.approx(30e-6) and colls[0]["stream"] == "comm"
+    assert colls[0]["deps"] == ["mm_0"] and ops[-1]["deps"] == ["reduce_scatter_0"]
+    assert "1 non-collective comms events skipped" in doc["description"]
+
+
+def test_external_id_link_when_no_launch_events(tmp_path):
+    b = Builder().op("aten::linear", 0, 100, [[64, 32], [16, 32], [16]])
+    b.op("aten::addmm", 10, 80, [[16], [64, 32], [32, 16], [], []])
+    inner_ext = b.events[-1]["args"]["External id"]
+    b.events.append({"ph": "X", "cat": "kernel", "name": "gemm", "pid": 0, "tid": 7, "ts": 50, "dur": 4.0,
+                     "args": {"External id": inner_ext}})
+    (op,) = _import(tmp_path, b)
+    assert op["measured_s"] == pytest.approx(4e-6)
+
+
+def test_gzip_and_kernel_less_ops(tmp_path):
+    path = Builder().op("aten::mm", 0, 10, [[8, 32], [32, 16]]).write(tmp_path / "p.json.gz", gz=True, device="CPU")
+    doc = import_torch_profile(path)
+    assert "measured_s" not in doc["ops"][0] and "config" not in doc and "system" not in doc
+
+
+@pytest.mark.parametrize("events, message", [
+    ([{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 5, "dur": 1, "args": {}}],
+     "event 0 'aten::mm' (ts 5.000 us): no 'Input Dims' (export the profile with record_shapes=True)"),
+    ([{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 5, "dur": 1,
+       "args": {"Input Dims": [[8, 32], [31, 16]], "Input type": [BF16, BF16]}}], "inner dimensions differ (32 vs 31)"),
+    ([{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 5, "dur": 1,
+       "args": {"Input Dims": [[8, 32], [32, 16]], "Input type": ["c10::complex<float>", BF16]}}],
+     "input 0: unsupported element type 'c10::complex<float>'"),
+    ([{"ph": "X", "cat": "cpu_op", "name": "aten::bmm", "pid": 1, "tid": 1, "ts": 5, "dur": 1,
+       "args": {"Input Dims": [[8, 32], [32, 16]], "Input type": [BF16, BF16]}}], "expected [b, m, k] x [b, k, n]"),
+    ([{"ph": "X", "cat": "cpu_op", "name": "aten::add", "pid": 1, "tid": 1, "ts": 5, "dur": 1, "args": {}}],
+     "no GEMM, attention or NCCL collective ops found"),
+    ([{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": "x", "dur": 1, "args": {}}],
+     "event 0 'aten::mm': 'ts'/'dur' must be numbers"),
+])
+def test_malformed_events_name_file_and_event(tmp_path, events, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"traceEvents": events}))
+    with pytest.raises(BlackwellSimError) as err:
+        import_torch_profile(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{not json", "not a Chrome-trace JSON file"), (b'{"foo": 1}', "no 'traceEvents' list"),
+    (b"\x1f\x8b\x00garbage", "not a valid gzip file"),
+])
+def test_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(BlackwellSimError, match=message):
+        import_torch_profile(path)
+
+
+def test_cli_errors_are_one_line_exit_2(cli_subprocess, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"traceEvents": [{"cat": "cpu_op", "name": "aten::mm", "ts": 1, "dur": 1,
+                                                "args": {"Input Dims": [[4, 4]]}}]}))
+    for args in ([str(bad), "-o", str(tmp_path / "o.yaml")], [str(tmp_path / "missing.json"), "-o", "o.yaml"],
+                 [str(bad), "-o", str(tmp_path / "o.txt")]):
+        r = cli_subprocess("import-torch-profile", *args)
+        assert r.returncode == 2 and r.stdout == ""
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("blackwell-sim: error: ")
+    assert not (tmp_path / "o.yaml").exists()
