@@ -3,6 +3,7 @@
 - :func:`plot_roofline`: one log-log panel per format; x = arithmetic intensity (FLOP per HBM
   byte), y = achieved TFLOPS of one GPU; the format's dense (and, if used, 2:4-sparse) compute roof
   from ``config.peak_tflops`` and the HBM roof ``intensity x hbm.bandwidth_gbps``; ops as points.
+  Ops with FLOP but no tensor peak (elementwise) get a last panel with the HBM roof only.
 - :func:`plot_timeline`: Gantt chart, one lane per (rank, stream), the first ``MAX_GANTT_RANKS``.
 - :func:`plot_achieved_vs_peak`: percent of peak of the ``MAX_BARS`` longest tensor ops.
 - :func:`plot_bound_breakdown`: share of op time per bound, stacked by op kind.
@@ -31,6 +32,7 @@ from blackwell_sim.report.output import write_atomic
 MAX_GANTT_RANKS = 8   #: ranks drawn in the timeline (a 64-GPU run would be unreadable)
 MAX_BARS = 30         #: ops shown in the achieved-vs-peak chart (the longest ones)
 MAX_PANELS = 6        #: formats shown in the roofline figure (the ones with most FLOP)
+NO_TENSOR = "none"    #: roofline panel of ops with FLOP but no tensor peak (elementwise, ...)
 DPI = 100
 SVG_HASH_SALT = "blackwell-sim"
 _METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
@@ -71,10 +73,13 @@ def _time_unit(seconds: float) -> tuple[str, float]:
 def plot_roofline(frame: pd.DataFrame, config) -> Figure:
     """Log-log roofline per format with the ops of that format on it."""
     gpu = _gpu(config)
-    rows = frame[(frame["flops"] > 0) & (frame["bytes_hbm"] > 0) & (frame["time_s"] > 0)
-                 & (frame["dtype"] != "")]
-    by_flops = rows.groupby("dtype")["flops"].sum().sort_values(ascending=False, kind="stable")
-    formats = list(by_flops.index[:MAX_PANELS])
+    rows = frame[(frame["flops"] > 0) & (frame["bytes_hbm"] > 0) & (frame["time_s"] > 0)]
+    peak = rows["peak_tflops"].to_numpy(dtype=float)
+    tensor = np.isfinite(peak) & (peak > 0) & (rows["dtype"] != "").to_numpy(dtype=bool)
+    rows = rows.assign(_panel=np.where(tensor, rows["dtype"].to_numpy(dtype=str), NO_TENSOR))
+    by_flops = rows[tensor].groupby("_panel")["flops"].sum().sort_values(ascending=False, kind="stable")
+    formats = list(by_flops.index) + ([NO_TENSOR] if (~tensor).any() else [])
+    formats = formats[:MAX_PANELS]
     n = max(1, len(formats))
     cols = min(3, n)
     nrows = math.ceil(n / cols)
@@ -90,16 +95,17 @@ def plot_roofline(frame: pd.DataFrame, config) -> Figure:
         return fig
     bw_tflops_per_intensity = gpu.hbm.bandwidth_gbps * 1e9 / 1e12
     for ax, dtype in zip(axes, formats):
-        group = rows[rows["dtype"] == dtype].drop_duplicates(["op", "flops", "bytes_hbm", "time_s"])
+        group = rows[rows["_panel"] == dtype].drop_duplicates(["op", "flops", "bytes_hbm", "time_s"])
         ai = group["flops"].to_numpy(dtype=float) / group["bytes_hbm"].to_numpy(dtype=float)
         tflops = group["flops"].to_numpy(dtype=float) / group["time_s"].to_numpy(dtype=float) / 1e12
         roofs = []
-        try:
-            roofs.append(("dense", gpu.peak_tflops(dtype), "-"))
-            if group["sparse"].any():
-                roofs.append(("2:4 sparse", gpu.peak_tflops(dtype, sparse=True), "--"))
-        except BlackwellSimError:
-            pass
+        if dtype != NO_TENSOR:
+            try:
+                roofs.append(("dense", gpu.peak_tflops(dtype), "-"))
+                if group["sparse"].any():
+                    roofs.append(("2:4 sparse", gpu.peak_tflops(dtype, sparse=True), "--"))
+            except BlackwellSimError:
+                pass
         top = max([r[1] for r in roofs] + [float(tflops.max())])
         ridge = top / bw_tflops_per_intensity
         x_lo = min(float(ai.min()), ridge) / 4
@@ -108,7 +114,7 @@ def plot_roofline(frame: pd.DataFrame, config) -> Figure:
         hbm = x * bw_tflops_per_intensity
         hbm_label = f"HBM {gpu.hbm.bandwidth_gbps / 1000:.2f} TB/s"
         if not roofs:
-            ax.plot(x, hbm, color="tab:red", lw=1.5, label=f"{hbm_label} (no tensor path)")
+            ax.plot(x, hbm, color="tab:red", lw=1.5, label=f"{hbm_label} (compute roof not modelled)")
         for label, peak, style in roofs:
             ax.plot(x, np.minimum(peak, hbm), color="tab:red", ls=style, lw=1.5,
                     label=f"{label} {peak:.0f} TFLOPS, {hbm_label}")
@@ -122,7 +128,8 @@ def plot_roofline(frame: pd.DataFrame, config) -> Figure:
         ax.set_xlim(x_lo, x_hi)
         ax.set_ylim(min(float(tflops.min()), x_lo * bw_tflops_per_intensity) / 2, top * 2)
         _log_axes(ax)
-        ax.set_title(f"{dtype} on {gpu.name}", fontsize=10)
+        ax.set_title(f"{dtype} on {gpu.name}" if dtype != NO_TENSOR else
+                     f"ops without a tensor-core format on {gpu.name}", fontsize=10)
         ax.set_xlabel("arithmetic intensity (FLOP / HBM byte)")
         ax.set_ylabel("achieved TFLOPS per GPU")
         ax.grid(True, which="major", alpha=0.3)

@@ -70,6 +70,20 @@ def test_roofline_without_flops_says_so(b200):
     assert ax.texts[0].get_text() == "no ops with FLOP and HBM bytes"
 
 
+def test_roofline_puts_ops_without_a_tensor_format_on_an_hbm_only_panel(b200):
+    f = results_frame([
+        {"name": "g", "op": "gemm", "start_s": 0.0, "time_s": 1e-3, "flops": 1e12, "bytes_hbm": 1e9,
+         "peak_tflops": 2250.0, "dtype": "bf16"},
+        {"name": "norm", "op": "elementwise", "start_s": 1e-3, "time_s": 1e-4, "flops": 1e8, "bytes_hbm": 4e8}])
+    axes = visible(plot_roofline(f, b200))
+    assert [ax.get_title() for ax in axes] == ["bf16 on NVIDIA B200",
+                                               "ops without a tensor-core format on NVIDIA B200"]
+    (roof,) = axes[1].get_lines()
+    x, y = roof.get_data()
+    assert y == pytest.approx(x * b200.hbm.bandwidth_gbps / 1e3)      # no compute roof
+    assert axes[1].collections[0].get_offsets().tolist() == [pytest.approx([0.25, 1.0])]
+
+
 def test_timeline_lanes_and_rank_limit(b200):
     ax = plot_timeline(frame(), b200).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["GPU 0 / compute", "GPU 0 / comm"]
