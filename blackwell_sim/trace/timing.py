@@ -6,7 +6,8 @@ elementwise -> ``memcpy.simulate_memory_kernel``; collectives and send/recv ->
 before anything is simulated (:func:`require_models`).
 
 Kernel models include the launch gap (``launch.overhead_us``) in ``time_s`` and report it as
-``details["launch_s"]``; the replay separates it out (the row's ``time_s`` is the body).
+``details["launch_s"]`` (collectives: ``host_overhead_s``); the replay separates it out (the
+row's ``time_s`` is the body). send/recv pairs run as the collective model's ``send_recv``.
 Energy comes from the power model through :func:`blackwell_sim.report.energy.kernel_energy_j`.
 """
 
@@ -110,15 +111,16 @@ def _collective_timing(fn, inst, config):
     op = inst.ops[0]
     if op.op in P2P_OPS:
         send = op if op.op == "send" else inst.ops[1]
-        r = fn(config, "send", send.bytes, ranks=[send.rank, send.peer])
+        r = fn(config, "send_recv", send.bytes, ranks=[send.rank, send.peer])
         dtype = ""
     else:
-        r = fn(config, op.op, op.bytes, ranks=list(inst.ranks), algo=op.algo)
         dtype = get_dtype(op.dtype).name
-    time_s = float(r.time_s)
+        r = fn(config, op.op, op.bytes, ranks=list(inst.ranks), algo=op.algo, dtype=dtype)
+    launch_s = float(getattr(r, "host_overhead_s", 0.0))
+    time_s = max(float(r.time_s) - launch_s, 0.0)
     busbw = getattr(r, "busbw_gbps", None)
-    fabric = float(busbw) * 1e9 * time_s if busbw is not None else float(op.bytes)
-    return Timing(time_s=time_s, launch_s=0.0, flops=0.0, peak_tflops=math.nan,
+    fabric = float(busbw) * 1e9 * float(r.time_s) if busbw is not None else float(op.bytes)
+    return Timing(time_s=time_s, launch_s=launch_s, flops=0.0, peak_tflops=math.nan,
                   bound=str(getattr(r, "bound", "fabric")), tile=str(getattr(r, "algo", "") or ""),
                   dtype=dtype, sparse=False, bytes_hbm=0.0, bytes_l2=0.0, bytes_fabric=fabric,
                   energy_j=math.nan)
