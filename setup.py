@@ -11,5 +11,6 @@ setup(
     + ["blackwell_sim.presets", "blackwell_sim.traces"],
     package_dir={"blackwell_sim.presets": "configs", "blackwell_sim.traces": "traces"},
     package_data={"blackwell_sim.presets": ["*.yaml", "studies/*.yaml"],
-                  "blackwell_sim.traces": ["*.yaml", "*.json", "*.jsonl"]},
+                  "blackwell_sim.traces": ["*.yaml", "*.json", "*.jsonl"],
+                  "blackwell_sim.trace.generators": ["models/*.yaml"]},
 )
