@@ -124,7 +124,7 @@ def results_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
         values = [row.get(col.name) for row in rows]
         data[col.name] = [_default(col, v) for v in values]
     frame = pd.DataFrame(data, columns=list(COLUMN_NAMES))
-    frame = _coerce(frame)
+    frame = coerce_frame(frame)
     end_given = np.array([row.get("end_s") is not None for row in rows], dtype=bool)
     if len(frame):
         frame.loc[~end_given, "end_s"] = frame["start_s"][~end_given] + frame["time_s"][~end_given]
@@ -153,7 +153,8 @@ def _default(col: Column, value):
     return math.nan
 
 
-def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
+def coerce_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast the documented columns in place to their kinds (float64, int64, bool, object)."""
     for col in COLUMNS:
         if col.kind == "float":
             frame[col.name] = pd.to_numeric(frame[col.name], errors="raise").astype("float64")
@@ -168,7 +169,7 @@ def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
 
 def empty_frame() -> pd.DataFrame:
     """A results frame with the documented columns and no rows."""
-    return _coerce(pd.DataFrame({c: [] for c in COLUMN_NAMES}, columns=list(COLUMN_NAMES)))
+    return coerce_frame(pd.DataFrame({c: [] for c in COLUMN_NAMES}, columns=list(COLUMN_NAMES)))
 
 
 def validate_frame(frame: pd.DataFrame) -> None:

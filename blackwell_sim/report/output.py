@@ -12,7 +12,7 @@ from typing import IO
 
 import pandas as pd
 
-from blackwell_sim.report.frame import COLUMN_NAMES, validate_frame
+from blackwell_sim.report.frame import COLUMN_NAMES, coerce_frame, validate_frame
 
 
 def write_atomic(path, write: Callable[[IO], None], *, binary: bool = False) -> Path:
@@ -57,14 +57,13 @@ def write_results_csv(frame: pd.DataFrame, path) -> Path:
 
 def read_results_csv(path) -> pd.DataFrame:
     """Read a CSV written by :func:`write_results_csv` back into a validated results frame."""
-    from blackwell_sim.report.frame import _coerce
     # pandas < 3 parses floats with a fast converter that is not always exact; 3.x is exact by default
     exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
     frame = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in _STRING_COLUMNS}, **exact,
                         na_values={c: [""] for c in COLUMN_NAMES if c not in _STRING_COLUMNS})
     for col in ("sparse", "cached"):
         frame[col] = frame[col].map({"True": True, "False": False, True: True, False: False})
-    frame = _coerce(frame)
+    frame = coerce_frame(frame)
     validate_frame(frame)
     return frame
 
