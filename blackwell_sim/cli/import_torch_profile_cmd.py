@@ -15,12 +15,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "scaled_dot_product_attention variants and NCCL collectives with their shapes "
                                    "and measured GPU kernel time (measured_s). Run it with `blackwell-sim run OUT`.")
     add_common(p, config=False)
-    p.add_argument("profile", metavar="TRACE.json", help="torch.profiler Chrome trace (.json or .json.gz)")
+    p.add_argument("profiles", nargs="+", metavar="TRACE.json",
+                   help="torch.profiler Chrome trace (.json or .json.gz); several files (one per rank of a "
+                        "distributed run) import into one multi-GPU trace")
     p.add_argument("-o", "--output", required=True, metavar="OUT.yaml",
                    help="trace file to write (.yaml, .json or .jsonl)")
-    p.add_argument("--rank", type=int, default=0, help="rank the ops run on (default 0)")
+    p.add_argument("--rank", type=int, default=None,
+                   help="rank a single file's ops run on (default: the file's distributedInfo.rank, else 0)")
     p.add_argument("--config", "-c", default=None, metavar="C",
-                   help="GPU preset to record in the trace (default: from the profile's GPU name)")
+                   help="GPU or system preset to record in the trace (default: from the profile's GPU name)")
     p.set_defaults(handler=run_import)
 
 
@@ -30,16 +33,17 @@ def run_import(args: argparse.Namespace) -> dict:
 
     if args.overrides:
         fail(f"--set {args.overrides[0]}: import-torch-profile has no configuration to override")
-    if args.rank < 0:
-        fail(f"--rank: must be >= 0, got {args.rank}")
-    doc = import_torch_profile(args.profile, rank=args.rank, config=args.config)
+    if args.rank is not None and (args.rank < 0 or len(args.profiles) > 1):
+        fail(f"--rank {args.rank}: must be >= 0 and only with one file (several files use their own ranks)")
+    doc = import_torch_profile(args.profiles if len(args.profiles) > 1 else args.profiles[0], rank=args.rank,
+                               config=args.config)
     out = write_trace(doc, args.output)
     counts = {kind: sum(op["op"] == kind for op in doc["ops"]) for kind in ("gemm", "attention")}
     counts["collectives"] = len(doc["ops"]) - counts["gemm"] - counts["attention"]
     measured = sum(op.get("measured_s", 0.0) for op in doc["ops"])
-    data = {"output": str(out), "ops": len(doc["ops"]), **counts, "measured_s": measured,
-            "config": doc.get("config")}
+    platform = doc.get("config") or doc.get("system")
+    data = {"output": str(out), "ops": len(doc["ops"]), **counts, "measured_s": measured, "platform": platform}
     text = (f"wrote {out}: {len(doc['ops'])} ops ({counts['gemm']} GEMM, {counts['attention']} attention, "
             f"{counts['collectives']} collectives), {measured * 1e3:.3f} ms measured GPU kernel time"
-            + (f", config {doc['config']}" if doc.get("config") else ""))
+            + (f", platform {platform}" if platform else ""))
     return {"json": data, "text": text}

@@ -197,3 +197,68 @@ def test_cli_errors_are_one_line_exit_2(cli_subprocess, tmp_path):
         assert r.returncode == 2 and r.stdout == ""
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("blackwell-sim: error: ")
     assert not (tmp_path / "o.yaml").exists()
+
+
+def _comms(b, ts, coll, nelems, group, dur=20):
+    b.events.append({"ph": "X", "cat": "cpu_op", "name": "record_param_comms", "pid": 1, "tid": 1, "ts": ts,
+                     "dur": dur, "args": {"Collective name": coll, "In msg nelems": nelems, "Out msg nelems": nelems,
+                                          "dtype": "Float", "Group size": len(group),
+                                          "Process Group Ranks": str(group)}})
+
+
+def _rank_file(tmp_path, rank, kernel_us):
+    b = Builder().op("aten::mm", 0, 10, [[8, 32], [32, 16]])
+    _comms(b, 100, "allreduce", 256, [0, 1])
+    b.launch(105, kernel_us)
+    b.op("aten::mm", 200, 10, [[8, 16], [16, 32]])
+    doc = {"distributedInfo": {"rank": rank, "world_size": 2}, "traceEvents": b.events,
+           "deviceProperties": [{"name": "NVIDIA H100 80GB HBM3"}]}
+    path = tmp_path / f"rank{rank}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_several_rank_files_merge_collectives(tmp_path):
+    paths = [_rank_file(tmp_path, 1, 50.0), _rank_file(tmp_path, 0, 30.0)]
+    doc = import_torch_profile(paths)
+    assert doc["system"] == "hgx-h100-8"
+    by_name = {o["name"]: o for o in doc["ops"]}
+    ar = by_name["all_reduce_0.g0"]
+    assert (ar["bytes"], ar["group"], ar["measured_s"]) == (1024, [0, 1], pytest.approx(30e-6))
+    assert sorted(ar["deps"]) == ["r0.mm_0", "r1.mm_0"]
+    assert by_name["r0.mm_1"]["deps"] == by_name["r1.mm_1"]["deps"] == ["all_reduce_0.g0"]
+    assert by_name["r1.mm_0"]["rank"] == 1 and len(doc["ops"]) == 5
+    from blackwell_sim.trace.io import parse_document
+    parse_document(doc)
+
+
+def test_single_file_rank_from_distributed_info_and_group_ranks(tmp_path):
+    doc = import_torch_profile(_rank_file(tmp_path, 1, 5.0))
+    assert {o.get("rank") for o in doc["ops"] if o["op"] == "gemm"} == {1}
+    assert next(o for o in doc["ops"] if o["op"] == "all_reduce")["group"] == [0, 1]
+    assert import_torch_profile(tmp_path / "rank1.json", rank=0)["ops"][0]["rank"] == 0
+
+
+def test_mismatched_rank_files_fail_one_line(tmp_path):
+    good = _rank_file(tmp_path, 0, 5.0)
+    b = Builder().op("aten::mm", 0, 10, [[8, 32], [32, 16]])
+    _comms(b, 100, "allreduce", 512, [0, 1])
+    other = tmp_path / "r1.json"
+    other.write_text(json.dumps({"distributedInfo": {"rank": 1}, "traceEvents": b.events}))
+    with pytest.raises(BlackwellSimError, match=r"all_reduce #0 of group \[0, 1\]: bytes differ across files "
+                                                r"\(rank 0: 1024, rank 1: 2048\)"):
+        import_torch_profile([good, other])
+    b2 = Builder().op("aten::mm", 0, 10, [[8, 32], [32, 16]])
+    _comms(b2, 100, "allgather", 256, [0, 1])
+    other.write_text(json.dumps({"distributedInfo": {"rank": 1}, "traceEvents": b2.events}))
+    with pytest.raises(BlackwellSimError, match="the files' collectives do not match"):
+        import_torch_profile([good, other])
+
+
+def test_cli_several_files(cli, tmp_path):
+    paths = [str(_rank_file(tmp_path, r, 5.0)) for r in (0, 1)]
+    r = cli("import-torch-profile", *paths, "-o", str(tmp_path / "o.json"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert (r.json()["collectives"], r.json()["platform"]) == (1, "hgx-h100-8")
+    r = cli("import-torch-profile", *paths, "--rank", "1", "-o", str(tmp_path / "o.json"))
+    assert r.returncode == 2 and "only with one file" in r.stderr
