@@ -17,7 +17,10 @@ Scheduling model (each rule a named mechanism; docs/architecture.md):
   stream); its row's ``time_s`` is the kernel body without that gap, comparable to a profiler's
   kernel duration. Collective times are the collective model's whole time.
 - Memo: identical ops (same timing fields, same config, same fidelity) are simulated once;
-  reused rows are marked ``cached``.
+  reused rows are marked ``cached``. Collectives of the same size on different groups are
+  identical ops (the schema's fabrics are symmetric).
+- Collective launch: the collective model's host overhead is the gap before it starts, like a
+  kernel's launch gap.
 """
 
 from __future__ import annotations
@@ -111,8 +114,11 @@ def plan(trace: Trace, config, *, check_cycles: bool = True) -> list[Instance]:
             group = op.group if op.group is not None else tuple(range(ranks))
             for r in group:
                 _check_rank(trace, op, "group", r, ranks, config)
+            # The fabrics of the config schema are symmetric (every GPU has the same links to the
+            # same switch chips, or two GPUs joined directly): a collective simulated alone takes
+            # the same time on any group of the same size, so the memo keys it by size.
             instances.append(Instance((op,), group, tuple((r, op.stream) for r in group), False,
-                                      (op.op, op.bytes, tuple(sorted(group)), op.dtype, op.algo)))
+                                      (op.op, op.bytes, len(group), op.dtype, op.algo)))
         elif op.op in P2P_OPS:
             _check_rank(trace, op, "rank", op.rank, ranks, config)
             _check_rank(trace, op, "peer", op.peer, ranks, config)
@@ -127,7 +133,7 @@ def plan(trace: Trace, config, *, check_cycles: bool = True) -> list[Instance]:
                                    f"its partner '{partner.name}' ({partner.bytes})")
                 instances.append(Instance((partner, op), (partner.rank, op.rank),
                                           ((partner.rank, partner.stream), (op.rank, op.stream)), False,
-                                          ("send", send.bytes, (src, dst))))
+                                          ("send", send.bytes)))
             else:
                 mine.setdefault((src, dst), []).append(op)
         else:

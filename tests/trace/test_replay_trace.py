@@ -202,3 +202,13 @@ def test_bad_fidelity_and_functional_mode(b200):
         replay(parse_document(SMALL), b200, "slow")
     with pytest.raises(BlackwellSimError, match="functional: expected sample or full"):
         replay(parse_document(SMALL), b200, functional="some")
+
+
+def test_collectives_of_one_size_share_a_memo_entry(hgx):
+    ar = {"op": "all_reduce", "bytes": 1 << 20}
+    doc = {"ops": [{**ar, "group": [0, 1]}, {**ar, "group": [6, 7]}, {**ar, "group": [0, 1, 2]},
+                   {"op": "send", "bytes": 8, "rank": 0, "peer": 1}, {"op": "recv", "bytes": 8, "rank": 1, "peer": 0},
+                   {"op": "send", "bytes": 8, "rank": 5, "peer": 3}, {"op": "recv", "bytes": 8, "rank": 3, "peer": 5}]}
+    keys = [inst.key for inst in plan(parse_document(doc), hgx)]
+    assert keys[0] == keys[1] != keys[2]
+    assert keys[3] == keys[4]
