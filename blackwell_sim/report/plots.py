@@ -8,6 +8,8 @@
 - :func:`plot_achieved_vs_peak`: percent of peak of the ``MAX_BARS`` longest tensor ops.
 - :func:`plot_bound_breakdown`: share of op time per bound, stacked by op kind.
 - :func:`plot_measured_vs_simulated`: per-op measured vs simulated time (only with measured_s).
+- :func:`plot_speed_vs_accuracy`: per-op SQNR (dB) vs achieved TFLOPS by format (only with
+  functional results: the cost in time and the accuracy side by side).
 
 :func:`write_plots` saves them (PNG or SVG) atomically and byte-for-byte reproducibly: no
 "Software"/date metadata, a fixed SVG hash salt.
@@ -294,6 +296,39 @@ def plot_measured_vs_simulated(frame: pd.DataFrame, config=None) -> Figure:
     return fig
 
 
+# -- speed vs accuracy --------------------------------------------------------------------------
+
+def has_functional(frame: pd.DataFrame) -> bool:
+    return bool((~np.isnan(frame["sqnr_db"].to_numpy(dtype=float))).any())
+
+
+def plot_speed_vs_accuracy(frame: pd.DataFrame, config=None) -> Figure:
+    """Per functionally executed op: SQNR vs fp32 (x, dB) against achieved TFLOPS (y), by format."""
+    sqnr = frame["sqnr_db"].to_numpy(dtype=float)
+    rows = frame[np.isfinite(sqnr) & (frame["tflops"] > 0)]
+    fig = _figure(6, 4.5)
+    ax = fig.subplots()
+    ax.set_xlabel("accuracy: SQNR vs fp32 reference (dB)")
+    ax.set_ylabel("speed: achieved TFLOPS per GPU")
+    if rows.empty:
+        _empty(fig, ax, "no functionally executed ops")
+        return fig
+    dtypes = rows["dtype"].to_numpy(dtype=str)
+    for i, dtype in enumerate(sorted(set(dtypes))):
+        sel = dtypes == dtype
+        ax.scatter(rows["sqnr_db"].to_numpy(dtype=float)[sel], rows["tflops"].to_numpy(dtype=float)[sel],
+                   s=22, color=f"C{i % 10}", label=f"{dtype or 'none'} ({int(sel.sum())})", zorder=3,
+                   edgecolors="none")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title("speed vs accuracy per op", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 # -- writing -------------------------------------------------------------------------------------
 
 PLOTS = {"roofline": plot_roofline, "timeline": plot_timeline,
@@ -311,13 +346,16 @@ def save_figure(fig: Figure, path, fmt: str = "png") -> Path:
 
 
 def write_plots(frame: pd.DataFrame, config, out_dir, *, fmt: str = "png") -> list[Path]:
-    """Write roofline, timeline, achieved_vs_peak, bound_breakdown (and measured_vs_simulated when
-    the frame has measurements) as ``out_dir/<name>.<fmt>``; returns the paths in that order."""
+    """Write roofline, timeline, achieved_vs_peak, bound_breakdown, then measured_vs_simulated when
+    the frame has measured times and speed_vs_accuracy when it has functional results, as
+    ``out_dir/<name>.<fmt>``; returns the paths in that order."""
     validate_frame(frame)
     out_dir = Path(out_dir)
     plots = dict(PLOTS)
     if has_measurements(frame):
         plots["measured_vs_simulated"] = plot_measured_vs_simulated
+    if has_functional(frame):
+        plots["speed_vs_accuracy"] = plot_speed_vs_accuracy
     paths = []
     for name, fn in plots.items():
         fig = fn(frame, config)

@@ -11,7 +11,8 @@ Keys of :func:`summarize` (the contract; docs/report.md):
   = flops / time_s, ``peak_tflops`` is one GPU's peak averaged over those rows weighted by time
   (so dense and 2:4-sparse rows of one format are each held to their own peak), ``pct_of_peak`` =
   100 x achieved / peak. Rows without a peak (no tensor path) fall back to the config's dense peak
-  for the dtype, else ``None``.
+  for the dtype, else ``None``. ``sqnr_db``: median SQNR of the format's rows that were executed
+  functionally (``None`` otherwise), so speed and accuracy of a format sit side by side.
 - ``bound_time_share``: ``{bound: fraction}`` of the summed op time; fractions add up to 1.
 - ``time_by_op``: ``{op kind: summed time_s}``.
 - ``bytes``: ``{hbm, l2, fabric}`` summed over rows, in bytes.
@@ -101,8 +102,11 @@ def _formats(frame: pd.DataFrame, config) -> dict:
         else:
             peak = _dense_peak(config, str(dtype))
             pct = 100 * achieved / peak if (peak and achieved is not None) else None
+        sqnr = group["sqnr_db"].to_numpy(dtype=float)
+        sqnr = sqnr[~np.isnan(sqnr)]
         out[str(dtype)] = {"flops": flops, "time_s": time_s, "achieved_tflops": achieved,
-                           "peak_tflops": peak, "pct_of_peak": pct}
+                           "peak_tflops": peak, "pct_of_peak": pct,
+                           "sqnr_db": _f(np.median(sqnr)) if sqnr.size else None}
     return out
 
 
@@ -167,11 +171,14 @@ def format_summary(summary: dict) -> str:
              f"rank{'s' if s['ranks'] != 1 else ''}, makespan {_time(s['total_time_s'])}, "
              f"{_num(s['achieved_tflops'], '.1f')} TFLOPS achieved (all ranks)"]
     if s["formats"]:
-        lines.append(f"{'format':<12}{'TFLOP':>12}{'time':>13}{'TFLOPS':>10}{'peak':>10}{'% peak':>8}")
+        accuracy = any(f.get("sqnr_db") is not None for f in s["formats"].values())
+        lines.append(f"{'format':<12}{'TFLOP':>12}{'time':>13}{'TFLOPS':>10}{'peak':>10}{'% peak':>8}"
+                     + (f"{'SQNR dB':>9}" if accuracy else ""))
         for dtype, f in s["formats"].items():
             lines.append(f"{dtype:<12}{f['flops'] / 1e12:>12.2f}{_time(f['time_s']):>13}"
                          f"{_num(f['achieved_tflops'], '.1f'):>10}{_num(f['peak_tflops'], '.0f'):>10}"
-                         f"{_num(f['pct_of_peak'], '.1f'):>8}")
+                         f"{_num(f['pct_of_peak'], '.1f'):>8}"
+                         + (f"{_num(f.get('sqnr_db'), '.1f'):>9}" if accuracy else ""))
     if s["bound_time_share"]:
         ranked = sorted(s["bound_time_share"].items(), key=lambda kv: (-kv[1], kv[0]))
         lines.append("bound (share of op time): "

@@ -10,7 +10,8 @@ import blackwell_sim as bs
 from blackwell_sim.report import results_frame, write_plots
 from blackwell_sim.report.plots import (MAX_BARS, MAX_GANTT_RANKS, plot_achieved_vs_peak,
                                         plot_bound_breakdown, plot_measured_vs_simulated,
-                                        plot_roofline, plot_timeline, save_figure)
+                                        plot_roofline, plot_speed_vs_accuracy, plot_timeline,
+                                        save_figure)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,16 @@ def test_measured_plot_puts_ops_at_measured_vs_simulated_us(b200):
     ax = plot_measured_vs_simulated(frame(measured=True), b200).axes[0]
     points = np.vstack([c.get_offsets() for c in ax.collections])
     assert sorted(map(tuple, points)) == pytest.approx([(100.0, 100.0), (2500.0, 2000.0)])
+
+
+def test_speed_vs_accuracy_plots_each_executed_op_by_format(b200, tmp_path):
+    f = frame().assign(sqnr_db=[20.0, 19.0, 45.0, float("nan"), float("nan"), float("nan")])
+    ax = plot_speed_vs_accuracy(f, b200).axes[0]
+    by_label = {c.get_label(): sorted(map(tuple, c.get_offsets())) for c in ax.collections}
+    assert by_label == {"bf16 (1)": [(45.0, pytest.approx(100.0))],
+                        "nvfp4 (2)": [(19.0, pytest.approx(4000.0)), (20.0, pytest.approx(5000.0))]}
+    assert ax.get_xlabel() == "accuracy: SQNR vs fp32 reference (dB)"
+    assert write_plots(f, b200, tmp_path)[-1].name == "speed_vs_accuracy.png"
 
 
 def test_every_axis_is_labelled_and_numeric_axes_carry_units(b200):

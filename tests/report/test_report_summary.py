@@ -55,6 +55,12 @@ def test_formats_hold_dense_and_sparse_rows_to_their_own_peak(b200):
     assert bf["pct_of_peak"] == pytest.approx(50.0)
     # collectives carry a dtype but no FLOP, so bf16 holds only the GEMM
     assert bf["time_s"] == pytest.approx(2e-3)
+    assert nv["sqnr_db"] == 19.0 and bf["sqnr_db"] is None     # median of the executed rows
+
+
+def test_text_table_has_no_accuracy_column_without_functional_rows(b200):
+    text = format_summary(summarize(frame().assign(sqnr_db=float("nan")), b200))
+    assert text.splitlines()[1].split() == ["format", "TFLOP", "time", "TFLOPS", "peak", "%", "peak"]
 
 
 def test_format_without_row_peaks_falls_back_to_the_config_dense_peak(b200):
@@ -115,9 +121,9 @@ def test_text_table(b200):
     lines = text.splitlines()
     assert lines[0] == ("config NVIDIA B200: 5 ops (6 rows) on 2 ranks, makespan 5.000 ms, "
                         "2250.0 TFLOPS achieved (all ranks)")
-    assert lines[1].split() == ["format", "TFLOP", "time", "TFLOPS", "peak", "%", "peak"]
-    assert lines[2].split() == ["bf16", "2.25", "2.000", "ms", "1125.0", "2250", "50.0"]
-    assert lines[3].split() == ["nvfp4", "9.00", "2.000", "ms", "4500.0", "13500", "33.3"]
+    assert lines[1].split() == ["format", "TFLOP", "time", "TFLOPS", "peak", "%", "peak", "SQNR", "dB"]
+    assert lines[2].split() == ["bf16", "2.25", "2.000", "ms", "1125.0", "2250", "50.0", "n/a"]
+    assert lines[3].split() == ["nvfp4", "9.00", "2.000", "ms", "4500.0", "13500", "33.3", "19.0"]
     assert lines[4] == "bound (share of op time): hbm 40.0%, compute 30.0%, nvlink 20.0%, power 10.0%"
     assert lines[5] == "bytes: HBM 2.20 GB, L2 1.00 GB, fabric 600.00 MB"
     assert "energy: 0.750 J over 2 rows" in text
