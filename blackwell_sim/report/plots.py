@@ -345,19 +345,24 @@ def save_figure(fig: Figure, path, fmt: str = "png") -> Path:
     return write_atomic(path, write, binary=True)
 
 
-def write_plots(frame: pd.DataFrame, config, out_dir, *, fmt: str = "png") -> list[Path]:
-    """Write roofline, timeline, achieved_vs_peak, bound_breakdown, then measured_vs_simulated when
-    the frame has measured times and speed_vs_accuracy when it has functional results, as
-    ``out_dir/<name>.<fmt>``; returns the paths in that order."""
-    validate_frame(frame)
-    out_dir = Path(out_dir)
+def plots_for(frame: pd.DataFrame) -> dict:
+    """``{file stem: plot function}`` that :func:`write_plots` writes for ``frame``, in order:
+    the four standard plots, then measured_vs_simulated when the frame has measured times and
+    speed_vs_accuracy when it has functional results."""
     plots = dict(PLOTS)
     if has_measurements(frame):
         plots["measured_vs_simulated"] = plot_measured_vs_simulated
     if has_functional(frame):
         plots["speed_vs_accuracy"] = plot_speed_vs_accuracy
-    paths = []
-    for name, fn in plots.items():
-        fig = fn(frame, config)
-        paths.append(save_figure(fig, out_dir / f"{name}.{fmt}", fmt))
-    return paths
+    return plots
+
+
+def write_plots(frame: pd.DataFrame, config, out_dir, *, fmt: str = "png") -> list[Path]:
+    """Write the plots of :func:`plots_for` as ``out_dir/<name>.<fmt>`` (png or svg); returns the
+    paths in that order."""
+    if fmt not in _METADATA:
+        raise BlackwellSimError(f"plot format must be one of {', '.join(_METADATA)}, got {fmt!r}")
+    validate_frame(frame)
+    out_dir = Path(out_dir)
+    return [save_figure(fn(frame, config), out_dir / f"{name}.{fmt}", fmt)
+            for name, fn in plots_for(frame).items()]
