@@ -20,7 +20,14 @@ from typing import Any
 import yaml
 
 from blackwell_sim.errors import BlackwellSimError
-from blackwell_sim.trace.ops import Op, did_you_mean, op_error, op_to_dict, parse_op, short_repr
+from blackwell_sim.trace.ops import (
+    Op,
+    did_you_mean,
+    op_error,
+    op_to_dict,
+    parse_op,
+    short_repr,
+)
 
 DOCUMENT_KEYS = ("name", "description", "system", "config", "ops")
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -151,7 +158,7 @@ def parse_document(doc: Any, source: str = "<document>", base_dir: Path | None =
 def _yaml_load(text: str, source: str) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -376,6 +376,20 @@ def op_to_dict(op: Op) -> dict[str, Any]:
     return out
 
 
-__all__ = ["AttentionOp", "COLLECTIVE_OPS", "COMPUTE_OPS", "CollectiveOp", "ElementwiseOp",
-           "GemmOp", "MEMORY_OPS", "MemcpyOp", "OP_KINDS", "Op", "P2POp", "P2P_OPS",
-           "op_fields", "op_to_dict", "parse_op"]
+__all__ = [
+    "COLLECTIVE_OPS",
+    "COMPUTE_OPS",
+    "MEMORY_OPS",
+    "OP_KINDS",
+    "P2P_OPS",
+    "AttentionOp",
+    "CollectiveOp",
+    "ElementwiseOp",
+    "GemmOp",
+    "MemcpyOp",
+    "Op",
+    "P2POp",
+    "op_fields",
+    "op_to_dict",
+    "parse_op",
+]

@@ -26,19 +26,26 @@ Scheduling model (each rule a named mechanism; docs/architecture.md):
 from __future__ import annotations
 
 import hashlib
+import itertools
 import heapq
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from blackwell_sim.config import GPUConfig, SystemConfig, to_plain
 from blackwell_sim.errors import BlackwellSimError
 from blackwell_sim.trace.io import Trace, cycle_text, find_cycle
-from blackwell_sim.trace.ops import COLLECTIVE_OPS, COMPUTE_OPS, MEMORY_OPS, P2P_OPS, Op, op_error
+from blackwell_sim.trace.ops import (
+    COLLECTIVE_OPS,
+    COMPUTE_OPS,
+    P2P_OPS,
+    Op,
+    op_error,
+)
 
 FIDELITIES = ("fast", "detailed")
 FLOAT_COLUMNS = ("start_s", "end_s", "time_s", "flops", "tflops", "peak_tflops", "pct_of_peak",
@@ -162,7 +169,7 @@ def graph(instances: list[Instance]) -> tuple[list[list[int]], list[int]]:
     preds: list[set[int]] = [set() for _ in instances]
     for entries in queues.values():
         entries.sort()
-        for (_, a), (_, b) in zip(entries, entries[1:]):
+        for (_, a), (_, b) in itertools.pairwise(entries):
             preds[b].add(a)
     for i, inst in enumerate(instances):
         for op in inst.ops:
@@ -296,62 +303,53 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
     start, end = schedule(instances, [t.time_s for t in timings], [t.launch_s for t in timings], edges)
     rows = []
     for i, inst in enumerate(instances):
-        t = timings[i]
-        cached = i not in first_use
-        for op, rank in zip(inst.ops, inst.ranks, strict=False):
-            rows.append((op, rank, i, t, cached))
         if inst.ops[0].op in COLLECTIVE_OPS:
-            rows.extend((inst.ops[0], r, i, t, cached) for r in inst.ranks[1:])
+            rows.extend((inst.ops[0], r, i) for r in inst.ranks)
+        else:
+            rows.extend((op, rank, i) for op, rank in zip(inst.ops, inst.ranks, strict=True))
     rows.sort(key=lambda row: (row[0].index, row[1]))
-    if functional:
-        func_of = {}
-        for op in func_ops:
-            func_of[op.index] = numerics[functional_key(op, functional, seed, trace.base_dir)]
-    return _frame(rows, start, end, func_of if functional else {})
+    func_of = {}
+    for op in func_ops:
+        func_of[op.index] = numerics[functional_key(op, functional, seed, trace.base_dir)]
+    return _frame(rows, start, end, timings, first_use, func_of)
 
 
-def _frame(rows, start, end, func_of: dict) -> pd.DataFrame:
-    cols: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
+def _frame(rows, start, end, timings: list[Timing], first_use: set[int], func_of: dict) -> pd.DataFrame:
+    """The results frame: per-row op fields, per-instance timing fields gathered by index."""
     nan = math.nan
-    for op, rank, i, t, cached in rows:
-        cols["name"].append(op.name)
-        cols["op"].append(op.op)
-        cols["rank"].append(rank)
-        cols["stream"].append(op.stream)
-        cols["layer"].append(op.layer or "")
-        cols["phase"].append(op.phase or "")
-        cols["start_s"].append(start[i])
-        cols["end_s"].append(end[i])
-        cols["time_s"].append(t.time_s)
-        cols["flops"].append(t.flops)
-        tflops = t.flops / t.time_s / 1e12 if t.time_s > 0 else nan
-        cols["tflops"].append(tflops)
-        cols["peak_tflops"].append(t.peak_tflops)
-        cols["pct_of_peak"].append(100 * tflops / t.peak_tflops if t.peak_tflops > 0 else nan)
-        cols["dtype"].append(t.dtype)
-        cols["sparse"].append(t.sparse)
-        cols["bound"].append(t.bound)
-        cols["tile"].append(t.tile)
-        cols["bytes_hbm"].append(t.bytes_hbm)
-        cols["bytes_l2"].append(t.bytes_l2)
-        cols["bytes_fabric"].append(t.bytes_fabric)
-        cols["energy_j"].append(t.energy_j)
-        cols["measured_s"].append(nan if op.measured_s is None else op.measured_s)
-        cols["cached"].append(cached)
-        sqnr, rel, fs = func_of.get(op.index, (nan, nan, nan))
-        cols["sqnr_db"].append(sqnr)
-        cols["rel_error"].append(rel)
-        cols["functional_s"].append(fs)
+    ops = [row[0] for row in rows]
+    idx = np.fromiter((row[2] for row in rows), dtype=np.int64, count=len(rows))
+    per_inst = {name: np.array([getattr(t, name) for t in timings], dtype=float)
+                for name in ("time_s", "flops", "peak_tflops", "bytes_hbm", "bytes_l2", "bytes_fabric",
+                             "energy_j")}
+    time_s = per_inst["time_s"][idx]
+    flops = per_inst["flops"][idx]
+    peak = per_inst["peak_tflops"][idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tflops = np.where(time_s > 0, flops / time_s / 1e12, nan)
+        pct = np.where(peak > 0, 100 * tflops / peak, nan)
+    first = np.zeros(len(timings), dtype=bool)
+    first[list(first_use)] = True
+    func = [func_of.get(op.index, (nan, nan, nan)) for op in ops]
+    text = {name: [getattr(t, name) for t in timings] for name in ("dtype", "bound", "tile")}
+    cols = {
+        "name": [op.name for op in ops], "op": [op.op for op in ops],
+        "rank": np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows)),
+        "stream": [op.stream for op in ops], "layer": [op.layer or "" for op in ops],
+        "phase": [op.phase or "" for op in ops],
+        "start_s": np.asarray(start, dtype=float)[idx], "end_s": np.asarray(end, dtype=float)[idx],
+        "time_s": time_s, "flops": flops, "tflops": tflops, "peak_tflops": peak, "pct_of_peak": pct,
+        "dtype": [text["dtype"][i] for i in idx], "sparse": np.array([timings[i].sparse for i in idx], dtype=bool),
+        "bound": [text["bound"][i] for i in idx], "tile": [text["tile"][i] for i in idx],
+        "bytes_hbm": per_inst["bytes_hbm"][idx], "bytes_l2": per_inst["bytes_l2"][idx],
+        "bytes_fabric": per_inst["bytes_fabric"][idx], "energy_j": per_inst["energy_j"][idx],
+        "measured_s": np.array([nan if op.measured_s is None else op.measured_s for op in ops], dtype=float),
+        "cached": ~first[idx],
+        "sqnr_db": np.array([f[0] for f in func], dtype=float),
+        "rel_error": np.array([f[1] for f in func], dtype=float),
+        "functional_s": np.array([f[2] for f in func], dtype=float),
+    }
     frame = pd.DataFrame(cols, columns=list(FRAME_COLUMNS))
-    for c in FLOAT_COLUMNS:
-        frame[c] = frame[c].astype("float64")
-    frame["rank"] = frame["rank"].astype("int64")
-    frame["sparse"] = frame["sparse"].astype(bool)
-    frame["cached"] = frame["cached"].astype(bool)
     for c in ("name", "op", "stream", "layer", "phase", "dtype", "bound", "tile"):
         frame[c] = frame[c].astype(object)
     return frame
-
-
-def wall_clock() -> float:
-    return time.perf_counter()

@@ -154,7 +154,7 @@ def test_launch_gap_is_the_configs_launch_overhead(b200):
 
 
 def test_memo_simulates_identical_ops_once_and_is_shared(b200, monkeypatch):
-    import blackwell_sim.trace.timing as timing
+    from blackwell_sim.trace import timing
 
     calls = []
     real = timing.evaluate
