@@ -26,8 +26,8 @@ Scheduling model (each rule a named mechanism; docs/architecture.md):
 from __future__ import annotations
 
 import hashlib
-import itertools
 import heapq
+import itertools
 import json
 import math
 from collections.abc import Callable
