@@ -17,8 +17,9 @@ turns it into files a performance engineer reads. API (all validate the frame fi
   :func:`chrome_trace` for the dict): Chrome trace event JSON for ui.perfetto.dev;
   :func:`kernel_tile_events` turns a detailed GEMM's per-SM tile timeline into extra events.
 - :func:`write_plots(frame, config, out_dir, fmt="png") <write_plots>` -> list of paths
-  (roofline, timeline, achieved_vs_peak, bound_breakdown, and measured_vs_simulated when the frame
-  has measured times); each ``plot_*`` function returns a matplotlib Figure.
+  (roofline, timeline, achieved_vs_peak, bound_breakdown, then measured_vs_simulated when the frame
+  has measured times and speed_vs_accuracy when it has functional results: :func:`plots_for`);
+  each ``plot_*`` function in :mod:`blackwell_sim.report.plots` returns a matplotlib Figure.
 - :func:`write_results_csv`, :func:`read_results_csv`, :func:`write_summary_json`,
   :func:`write_report`: atomic file writers (temp file + ``os.replace``).
 """
@@ -38,7 +39,7 @@ from blackwell_sim.report.frame import (
     validate_frame,
 )
 from blackwell_sim.report.output import read_results_csv, write_results_csv, write_summary_json
-from blackwell_sim.report.plots import write_plots
+from blackwell_sim.report.plots import plots_for, write_plots
 from blackwell_sim.report.summary import format_summary, summarize
 from blackwell_sim.report.timeline import chrome_trace, kernel_tile_events, write_chrome_trace
 
@@ -70,6 +71,7 @@ __all__ = [
     "format_summary",
     "kernel_energy_j",
     "kernel_tile_events",
+    "plots_for",
     "read_results_csv",
     "results_frame",
     "summarize",

@@ -1,6 +1,7 @@
 """Chrome trace event JSON (opens in ui.perfetto.dev and chrome://tracing) from a results frame.
 
-Format: the Trace Event Format's JSON object form, ``{"traceEvents": [...], "displayTimeUnit":
+Format: the Trace Event Format's JSON object form (Google's "Trace Event Format" document of the
+catapult project, which Perfetto's JSON importer follows), ``{"traceEvents": [...], "displayTimeUnit":
 "ns", "otherData": {...}}``. Each op row is one complete event (``"ph": "X"``) with ``pid`` = rank,
 ``tid`` = its stream (a small integer; ``thread_name`` metadata names it), ``ts``/``dur`` in
 microseconds and ``args`` holding flops, TFLOPS, bound, dtype, tile and bytes. ``process_name``
