@@ -134,6 +134,9 @@ class L2Config:
     near_latency_cycles: int = spec("load latency of a hit in the SM's own partition", unit="cycles",
                                     ge=0)
     far_latency_cycles: int = spec("load latency of a hit in the other partition", unit="cycles", ge=0)
+    dirty_fraction: float = spec("share of L2 that may hold dirty lines: a kernel's writes up to this "
+                                 "are retired into the write-back L2 and reach HBM after it ends",
+                                 ge=0, le=1, default=0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
