@@ -73,26 +73,6 @@ def _read(path: Path) -> Any:
         raise BlackwellSimError(f"{source}: not a Chrome-trace JSON file: {exc}") from None
 
 
-def _launch_index(events: list[Mapping]):
-    """Per thread: sorted launch timestamps and their correlation ids; kernels per correlation."""
-    kernels_by_corr: dict[Any, list[Mapping]] = defaultdict(list)
-    kernels_by_ext: dict[Any, list[Mapping]] = defaultdict(list)
-    launches: dict[tuple, list[tuple[float, Any]]] = defaultdict(list)
-    for raw in events:
-        cat = raw.get("cat")
-        args = raw.get("args") or {}
-        if cat == "kernel":
-            if "correlation" in args:
-                kernels_by_corr[args["correlation"]].append(raw)
-            if "External id" in args:
-                kernels_by_ext[args["External id"]].append(raw)
-        elif cat in ("cuda_runtime", "cuda_driver") and "correlation" in args and "ts" in raw:
-            launches[(raw.get("pid"), raw.get("tid"))].append((float(raw["ts"]), args["correlation"]))
-    for lst in launches.values():
-        lst.sort(key=lambda x: x[0])
-    return kernels_by_corr, kernels_by_ext, launches
-
-
 def _device_preset(doc: Mapping) -> str | None:
     for prop in doc.get("deviceProperties") or []:
         name = str(prop.get("name", "")) if isinstance(prop, Mapping) else ""
@@ -102,61 +82,93 @@ def _device_preset(doc: Mapping) -> str | None:
     return None
 
 
-def _cpu_events(source: str, raw_events: list) -> tuple[list[Event], dict[tuple, list[tuple[float, float]]]]:
-    """Recognised ops sorted by (start, longest first) and the autograd backward scopes per thread."""
-    wanted = set(GEMM_OPS) | set(ATTENTION_OPS) | {COMMS_EVENT}
-    cpu: list[Event] = []
-    scopes: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
-    for i, raw in enumerate(raw_events):
-        if not isinstance(raw, Mapping) or raw.get("cat") != "cpu_op":
-            continue
-        name = raw.get("name", "")
-        if name in wanted or str(name).startswith(_BACKWARD_SCOPE):
-            if isinstance(raw.get("ts"), bool) or not isinstance(raw.get("ts"), (int, float)) \
-                    or not isinstance(raw.get("dur", 0), (int, float)):
-                raise BlackwellSimError(f"{source}: event {i} '{name}': 'ts'/'dur' must be numbers")
-            ev = Event(i, raw)
-            if name in wanted:
-                cpu.append(ev)
+class _Scan:
+    """One validated pass over ``traceEvents``: recognised CPU ops (sorted by start, longest
+    first), autograd backward scopes per thread, kernel durations (us) by correlation id and by
+    External id, launch events per thread, and the thread and start of each CPU op's External id."""
+
+    KERNEL_LINK_CATS = ("kernel", "cuda_runtime", "cuda_driver")
+
+    def __init__(self, source: str, raw_events: list):
+        wanted = set(GEMM_OPS) | set(ATTENTION_OPS) | {COMMS_EVENT}
+        self.cpu: list[Event] = []
+        self.scopes: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+        self.kernels_by_corr: dict[Any, float] = defaultdict(float)
+        self.kernels_by_ext: dict[Any, float] = defaultdict(float)
+        self.launches: dict[tuple, list[tuple[float, Any]]] = defaultdict(list)
+        self.ext_to_event: dict[Any, tuple[tuple, float]] = {}
+        for i, raw in enumerate(raw_events):
+            if not isinstance(raw, Mapping):
+                continue
+            cat, name = raw.get("cat"), raw.get("name", "")
+            if cat not in ("cpu_op",) + self.KERNEL_LINK_CATS:
+                continue
+            recognised = cat == "cpu_op" and isinstance(name, str) and (
+                name in wanted or name.startswith(_BACKWARD_SCOPE))
+            args = raw.get("args", {})
+            if not isinstance(args, Mapping) or not all(_scalar(raw.get(k)) for k in ("pid", "tid")) or not all(
+                    _scalar(args.get(k)) for k in ("correlation", "External id")):
+                raise BlackwellSimError(f"{source}: event {i} '{str(name)[:60]}': 'args' must be a mapping and "
+                                        f"'pid'/'tid'/'correlation'/'External id' plain values")
+            if not _number(raw.get("ts")) or not _number(raw.get("dur", 0)):
+                if recognised or cat != "cpu_op":
+                    raise BlackwellSimError(f"{source}: event {i} '{str(name)[:60]}': 'ts'/'dur' must be numbers")
+                continue
+            thread, ts = (raw.get("pid"), raw.get("tid")), float(raw["ts"])
+            if cat == "kernel":
+                if "correlation" in args:
+                    self.kernels_by_corr[args["correlation"]] += float(raw.get("dur", 0))
+                if "External id" in args:
+                    self.kernels_by_ext[args["External id"]] += float(raw.get("dur", 0))
+            elif cat != "cpu_op":
+                if "correlation" in args:
+                    self.launches[thread].append((ts, args["correlation"]))
             else:
-                scopes[ev.thread].append((ev.ts, ev.end))
-    cpu.sort(key=lambda e: (e.ts, -e.end, e.index))
-    for lst in scopes.values():
-        lst.sort()
-    return cpu, scopes
+                if "External id" in args:
+                    self.ext_to_event[args["External id"]] = (thread, ts)
+                if recognised and name in wanted:
+                    self.cpu.append(Event(i, raw))
+                elif recognised:
+                    self.scopes[thread].append((ts, ts + float(raw.get("dur", 0))))
+        self.cpu.sort(key=lambda e: (e.ts, -e.end, e.index))
+        for lst in self.scopes.values():
+            lst.sort()
+
+    def in_backward(self, ev: Event) -> bool:
+        scopes = self.scopes.get(ev.thread, [])
+        j = bisect.bisect_right(scopes, (ev.ts, math.inf)) - 1
+        return any(s <= ev.ts <= e for s, e in scopes[max(0, j - 8):j + 1])
+
+    def measure(self, intervals: dict[tuple, list[tuple[float, float, int]]], n: int) -> list[float | None]:
+        """Summed kernel time (s) of each op (None when no kernel is linked to it)."""
+        measured: list[float | None] = [None] * n
+
+        def credit(thread, ts, dur_us):
+            spans = intervals.get(thread)
+            if not spans or dur_us is None:
+                return
+            j = bisect.bisect_right(spans, (ts, math.inf, math.inf)) - 1
+            if j >= 0 and spans[j][0] <= ts <= spans[j][1]:
+                i = spans[j][2]
+                measured[i] = (measured[i] or 0.0) + dur_us * 1e-6
+
+        if self.launches:
+            for thread, lst in self.launches.items():
+                for ts, corr in lst:
+                    credit(thread, ts, self.kernels_by_corr.get(corr))
+        else:
+            for ext, dur_us in self.kernels_by_ext.items():
+                if ext in self.ext_to_event:
+                    credit(*self.ext_to_event[ext], dur_us)
+        return measured
 
 
-def _in_scope(scopes: list[tuple[float, float]], ts: float) -> bool:
-    j = bisect.bisect_right(scopes, (ts, math.inf)) - 1
-    return any(s <= ts <= e for s, e in scopes[max(0, j - 8):j + 1])
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (int, float, str))
 
 
-def _measure(raw_events: list, intervals: dict[tuple, list[tuple[float, float, int]]], n: int) -> list[float | None]:
-    """Summed kernel time (s) of each op (None when no kernel is linked to it)."""
-    kernels_by_corr, kernels_by_ext, launches = _launch_index(raw_events)
-    measured: list[float | None] = [None] * n
-
-    def credit(thread, ts, kernels):
-        spans = intervals.get(thread)
-        if not spans or not kernels:
-            return
-        j = bisect.bisect_right(spans, (ts, math.inf, math.inf)) - 1
-        if j >= 0 and spans[j][0] <= ts <= spans[j][1]:
-            i = spans[j][2]
-            measured[i] = (measured[i] or 0.0) + sum(float(k.get("dur", 0.0)) for k in kernels) * 1e-6
-
-    if launches:
-        for thread, lst in launches.items():
-            for ts, corr in lst:
-                credit(thread, ts, kernels_by_corr.get(corr))
-    else:
-        ext_to_event = {raw["args"]["External id"]: ((raw.get("pid"), raw.get("tid")), float(raw["ts"]))
-                        for raw in raw_events if isinstance(raw, Mapping) and raw.get("cat") == "cpu_op"
-                        and "External id" in (raw.get("args") or {})}
-        for ext, kernels in kernels_by_ext.items():
-            if ext in ext_to_event:
-                credit(*ext_to_event[ext], kernels)
-    return measured
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _import_one(path: Path, rank: int | None) -> dict[str, Any]:
@@ -171,7 +183,7 @@ def _import_one(path: Path, rank: int | None) -> dict[str, Any]:
         rank = info.get("rank", 0) if isinstance(info, Mapping) else 0
         if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
             raise BlackwellSimError(f"{source}: distributedInfo.rank: expected an integer >= 0, got {rank!r}")
-    cpu, scopes = _cpu_events(source, raw_events)
+    scan = _Scan(source, raw_events)
     outer_end: dict[tuple, float] = {}
     ops: list[dict] = []
     counters: dict[str, int] = defaultdict(int)
@@ -179,7 +191,7 @@ def _import_one(path: Path, rank: int | None) -> dict[str, Any]:
     last_compute: str | None = None
     pending: list[str] = []
     skipped = single = 0
-    for ev in cpu:
+    for ev in scan.cpu:
         if ev.ts < outer_end.get(ev.thread, -math.inf):
             continue  # nested inside a recognised op (linear -> matmul -> mm)
         if ev.name == COMMS_EVENT:
@@ -200,7 +212,7 @@ def _import_one(path: Path, rank: int | None) -> dict[str, Any]:
         outer_end[ev.thread] = ev.end
         name = f"{kind}_{counters[kind]}"
         counters[kind] += 1
-        in_bwd = _in_scope(scopes.get(ev.thread, []), ev.ts)
+        in_bwd = scan.in_backward(ev)
         op = {**fields, "name": name}
         if fields["op"] in ("gemm", "attention"):
             op.update(rank=rank, phase="bwd" if in_bwd else "fwd", stream="compute")
@@ -217,7 +229,7 @@ def _import_one(path: Path, rank: int | None) -> dict[str, Any]:
             pending = [name]
         intervals[ev.thread].append((ev.ts, ev.end, len(ops)))
         ops.append(op)
-    for op, seconds in zip(ops, _measure(raw_events, intervals, len(ops))):
+    for op, seconds in zip(ops, scan.measure(intervals, len(ops))):
         if seconds is not None:
             op["measured_s"] = round(seconds, 12)
     return {"source": source, "rank": rank, "ops": ops, "skipped": skipped, "single": single,
