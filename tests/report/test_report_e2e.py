@@ -53,5 +53,11 @@ def test_report_folder_round_trips(result, tmp_path):
     assert summary["sim_wall_s"] == 1.5 and summary["ops"] == 5
     doc = json.loads((tmp_path / "timeline.json").read_text())
     assert doc == json.loads(json.dumps(chrome_trace(result.ops, title=summary["config"])))
-    pids = {e["pid"] for e in doc["traceEvents"] if e["ph"] == "X"}
-    assert pids == {0, 1}
+    slices = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    assert {e["pid"] for e in slices} == {0, 1} and len(slices) == len(result.ops)
+    threads = {}
+    for e in slices:
+        threads.setdefault((e["pid"], e["tid"]), []).append((round(e["ts"] * 1000), round(e["dur"] * 1000)))
+    assert len(threads) == 3                                     # rank 0 compute + copy, rank 1 compute
+    for spans in threads.values():
+        assert all(t0 + d0 <= t1 for (t0, d0), (t1, _) in zip(spans, spans[1:]))
