@@ -11,7 +11,6 @@ source, the key and the value.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
@@ -188,4 +187,5 @@ def parameter_count(spec: ModelSpec) -> int:
 
 
 def ceil_div(a: int, b: int) -> int:
-    return -(-a // b) if b else math.inf
+    """ceil(a / b) for positive integers."""
+    return -(-a // b)

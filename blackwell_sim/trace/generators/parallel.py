@@ -314,6 +314,8 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
     _check_divides("ep", ep, dp, "dp")
     if spec.moe is not None:
         _check_divides("ep", ep, spec.moe.experts, "the model's experts")
+        if spec.moe.shared_experts:
+            _check_divides("tp", tp, spec.moe.shared_experts * spec.moe.expert_ffn, "the shared experts' width")
     if pp > len(chosen):
         raise BlackwellSimError(f"generate: argument 'pp': {pp} stages for {len(chosen)} blocks")
     if mode == "decode":
@@ -329,6 +331,8 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
             raise BlackwellSimError("generate: argument 'kv_len': only for prefill and decode")
         seq_new, seq_kv = seq, seq
     layout = Layout(tp, pp, dp, ep)
+    platform = {"system": system} if system is not None else {"config": config} if config is not None \
+        else _default_platform(layout.ranks)
     sh = tf.RankShape(mode, local_batch // microbatches, seq_new, seq_kv, tp, ep, fmt, spec.layers)
     per_stage, extra = divmod(len(chosen), pp)
     stages, start = [], 0
@@ -340,8 +344,6 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
                   for s in range(pp)]
     programs = {r: stage_prog[layout.coords(r)[1]] for r in range(layout.ranks)}
     ops = weave(programs, layout)
-    platform = {"system": system} if system is not None else {"config": config} if config is not None \
-        else _default_platform(layout.ranks)
     what = f"{len(chosen)} of {spec.layers} blocks" if layers is not None else "whole model"
     return {"name": f"{spec.name}-{mode}", **platform,
             "description": (f"{spec.name} {mode} ({what}), global batch {batch} x seq {seq_new}"
