@@ -93,12 +93,14 @@ def resolve_config(trace: Trace, config: Any = None, overrides: Mapping | None =
 
 def simulate(trace: Any, config: Any = None, fidelity: str = "fast", *, functional: str | None = None,
              seed: int = 0, overrides: Mapping | None = None, memo: dict | None = None,
+             host_dispatch: str = "eager",
              progress: Callable[[int], object] | None = None) -> SimulationResult:
     """Replay ``trace`` (a path, a document mapping or a Trace) on ``config``.
 
     ``fidelity``: ``fast`` or ``detailed`` (kernel models). ``functional``: None, ``"sample"``
     or ``"full"`` to also execute GEMMs / attention numerically (seeded by ``seed``).
-    ``overrides``: dotted config keys (``{"sm.count": 160}``). ``memo`` may be shared across
+    ``host_dispatch``: ``"eager"`` (each rank's host thread dispatches ops at PyTorch's measured
+    per-API cost) or ``"none"`` (CUDA graphs). ``overrides``: dotted config keys (``{"sm.count": 160}``). ``memo`` may be shared across
     calls; ``progress(total)`` returns a bar (``update``, ``close``), e.g. tqdm.
     """
     from blackwell_sim.report import summarize
@@ -107,7 +109,8 @@ def simulate(trace: Any, config: Any = None, fidelity: str = "fast", *, function
     tr = load_trace(trace)
     cfg = resolve_config(tr, config, overrides)
     t0 = time.perf_counter()
-    frame = replay(tr, cfg, fidelity, functional=functional, seed=seed, memo=memo, progress=progress)
+    frame = replay(tr, cfg, fidelity, functional=functional, seed=seed, memo=memo,
+                   host_dispatch=host_dispatch, progress=progress)
     wall_s = time.perf_counter() - t0
     frame.attrs["sim_wall_s"] = wall_s
     summary = summarize(frame, cfg, sim_wall_s=wall_s)

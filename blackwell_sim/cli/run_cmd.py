@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--functional", choices=("sample", "full"), default=None,
                    help="also execute GEMMs / attention numerically and report SQNR vs fp32 "
                         "(sample: a random subset of output tiles)")
+    p.add_argument("--host-dispatch", choices=("eager", "none"), default="eager",
+                   help="eager: each GPU's host thread dispatches ops at PyTorch's measured cost per "
+                        "API, so short kernels can be host-bound; none: no host limit, as with CUDA "
+                        "graphs (default: eager)")
     p.add_argument("--seed", type=int, default=0, help="seed of the functional operands (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     p.set_defaults(handler=run_trace)
@@ -70,7 +74,7 @@ def run_trace(args: argparse.Namespace) -> dict:
 
     trace = args.trace if args.trace is not None else default_trace()
     result = simulate(trace, args.config, args.fidelity, functional=args.functional, seed=args.seed,
-                      overrides=overrides_of(args), progress=_progress)
+                      overrides=overrides_of(args), host_dispatch=args.host_dispatch, progress=_progress)
     files = result.write(args.out, plots=not args.no_plots)
     out = Path(args.out)
     text = (format_summary(result.summary).rstrip("\n")

@@ -21,6 +21,10 @@ Scheduling model (each rule a named mechanism; docs/architecture.md):
   identical ops (the schema's fabrics are symmetric).
 - Collective launch: the collective model's host overhead is the gap before it starts, like a
   kernel's launch gap.
+- Host dispatch (``host_dispatch="eager"``, the default): each rank's host thread issues its
+  ops in trace order, each costing its PyTorch API's measured dispatch time
+  (:data:`blackwell_sim.harness.HOST_DISPATCH_US`); an op starts no earlier than its launch gap
+  after it was issued, so short kernels become host-bound. ``"none"`` models CUDA-graph replay.
 """
 
 from __future__ import annotations
@@ -196,10 +200,57 @@ def check_cycles_of(trace: Trace, instances: list[Instance],
                        f"{cycle_text(names, list(range(len(names))))}")
 
 
+def issue_times(instances: list[Instance], mode: str) -> list[float] | None:
+    """When each rank's host has dispatched each op (eager mode: one host thread per rank issues
+    its ops in trace order, each taking its API's dispatch time; a collective is issued once
+    every rank of its group has reached it). ``none``: no host limit (e.g. CUDA graphs)."""
+    if mode == "none":
+        return None
+    if mode != "eager":
+        raise BlackwellSimError(f"host_dispatch: expected eager or none, got {mode!r}")
+    host: dict[int, float] = {}
+    order = sorted(range(len(instances)), key=lambda i: min(op.index for op in instances[i].ops))
+    issue = [0.0] * len(instances)
+    for i in order:
+        inst = instances[i]
+        cost = host_dispatch_s(inst.ops[0])
+        for rank in set(inst.ranks):
+            host[rank] = host.get(rank, 0.0) + cost
+        issue[i] = max(host[rank] for rank in inst.ranks)
+    return issue
+
+
+def host_dispatch_s(op: Op) -> float:
+    """Host time to dispatch ``op`` from PyTorch eager mode, from the per-API measurements of
+    :data:`blackwell_sim.harness.HOST_DISPATCH_US` (H100 machine). Attention has no measurement:
+    estimate, the cuBLAS matmul's figure. Collectives: 0 here, their host overhead is part of the
+    collective model's time."""
+    from blackwell_sim.harness import HOST_DISPATCH_US
+
+    if op.op == "gemm":
+        if op.dtype in ("tf32", "fp32"):
+            api = "matmul_tf32"
+        elif op.dtype not in ("bf16", "fp16"):
+            api = "scaled_mm"
+        else:
+            api = "bmm" if op.batch > 1 else "matmul"
+    elif op.op == "attention":
+        api = "matmul"
+    elif op.op == "memcpy":
+        api = "copy"
+    elif op.op == "elementwise":
+        api = "elementwise"
+    else:
+        return 0.0
+    return HOST_DISPATCH_US[api] * 1e-6
+
+
 def schedule(instances: list[Instance], durations: list[float], gaps: list[float],
-             edges: tuple[list[list[int]], list[int]] | None = None) -> tuple[list[float], list[float]]:
+             edges: tuple[list[list[int]], list[int]] | None = None,
+             issue: list[float] | None = None) -> tuple[list[float], list[float]]:
     """Start and end time of every instance (list scheduling; see the module docstring).
-    ``edges``: :func:`graph` of ``instances`` when the caller has it already (no cycles)."""
+    ``edges``: :func:`graph` of ``instances`` when the caller has it already (no cycles);
+    ``issue``: :func:`issue_times` (an op starts no earlier than its launch gap after it)."""
     successors, npred = edges if edges is not None else graph(instances)
     npred = list(npred)
     n = len(instances)
@@ -210,7 +261,7 @@ def schedule(instances: list[Instance], durations: list[float], gaps: list[float
     sms_busy: dict[int, bool] = {}
 
     def launch(i: int, t: float) -> None:
-        start[i] = t + gaps[i]
+        start[i] = (t if issue is None or issue[i] <= t else issue[i]) + gaps[i]
         end[i] = start[i] + durations[i]
         heapq.heappush(events, (end[i], i))
 
@@ -250,11 +301,12 @@ def schedule(instances: list[Instance], durations: list[float], gaps: list[float
 
 
 def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | None = None,
-           seed: int = 0, memo: dict | None = None,
+           seed: int = 0, memo: dict | None = None, host_dispatch: str = "eager",
            progress: Callable[[int], object] | None = None) -> pd.DataFrame:
     """The per-op results frame of ``trace`` on ``config`` (columns: :data:`FRAME_COLUMNS`).
 
-    ``functional`` (``"sample"`` or ``"full"``) also executes each GEMM / attention numerically
+    ``host_dispatch``: ``"eager"`` (a host thread per rank dispatches each op, see
+    :func:`issue_times`) or ``"none"``. ``functional`` (``"sample"`` or ``"full"``) also executes each GEMM / attention numerically
     (:mod:`blackwell_sim.trace.functional`) with operands seeded by ``seed``. ``memo`` may be
     shared across calls (keys include the config's fingerprint). ``progress(total)`` returns a
     bar with ``update(n)`` and ``close()`` (e.g. ``tqdm``), advanced per distinct op simulated.
@@ -265,6 +317,7 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
         raise BlackwellSimError(f"fidelity: expected one of {', '.join(FIDELITIES)}, got {fidelity!r}")
     if functional not in (None, "sample", "full"):
         raise BlackwellSimError(f"functional: expected sample or full, got {functional!r}")
+    issue_times([], host_dispatch)  # reject a bad mode before any work
     instances = plan(trace, config, check_cycles=False)
     edges = graph(instances)
     check_cycles_of(trace, instances, edges[0])
@@ -300,7 +353,8 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
         if bar is not None:
             bar.close()
     timings = [memo[k] for k in keys]
-    start, end = schedule(instances, [t.time_s for t in timings], [t.launch_s for t in timings], edges)
+    start, end = schedule(instances, [t.time_s for t in timings], [t.launch_s for t in timings], edges,
+                          issue_times(instances, host_dispatch))
     rows = []
     for i, inst in enumerate(instances):
         if inst.ops[0].op in COLLECTIVE_OPS:

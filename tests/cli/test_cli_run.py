@@ -70,13 +70,14 @@ def test_out_folder_is_replaced_whole(cli, small_trace, tmp_path):
 
 
 def test_config_and_set_apply(cli, small_trace, tmp_path):
-    base = cli("run", str(small_trace), "-o", str(tmp_path / "a"), "--no-plots", "--json").json()
+    base = cli("run", str(small_trace), "-o", str(tmp_path / "a"), "--no-plots", "--json",
+               "--host-dispatch", "none").json()
     h100 = cli("run", str(small_trace), "-o", str(tmp_path / "b"), "--no-plots", "--json",
                "--config", "h100-sxm", "--set", "hbm.bandwidth_gbps=3000")
     assert h100.returncode == 2 and "nvfp4" in h100.stderr  # Hopper has no FP4 path: one line
     slow = cli("run", str(small_trace), "-o", str(tmp_path / "c"), "--no-plots", "--json",
-               "--set", "launch.overhead_us=50").json()
-    # three kernels, each 47 us more launch gap
+               "--set", "launch.overhead_us=50", "--host-dispatch", "none").json()
+    # three kernels, each 47 us more launch gap (no host limit)
     assert slow["total_time_s"] - base["total_time_s"] == pytest.approx(3 * 47e-6, rel=1e-6)
 
 

@@ -146,7 +146,7 @@ def test_launch_gap_is_the_configs_launch_overhead(b200):
     doc = {"ops": SMALL["ops"][:1] + [{**SMALL["ops"][0], "name": "again"}]}
     for overhead_us in (3.0, 10.0):
         cfg = bs.load_config("b200", overrides={"launch.overhead_us": overhead_us})
-        frame = replay(parse_document(doc), cfg)
+        frame = replay(parse_document(doc), cfg, host_dispatch="none")
         whole = simulate_gemm(cfg, 1024, 1024, 1024, "bf16").time_s
         assert frame.start_s[0] == pytest.approx(overhead_us * 1e-6)
         assert frame.time_s[0] == pytest.approx(whole - overhead_us * 1e-6)
@@ -212,3 +212,32 @@ def test_collectives_of_one_size_share_a_memo_entry(hgx):
     keys = [inst.key for inst in plan(parse_document(doc), hgx)]
     assert keys[0] == keys[1] != keys[2]
     assert keys[3] == keys[4]
+
+
+def test_eager_host_dispatch_gates_short_kernels(b200):
+    from blackwell_sim.harness import HOST_DISPATCH_US
+
+    doc = {"ops": [{"op": "elementwise", "name": f"e{i}", "bytes_read": 4096, "rank": 0} for i in range(3)]
+           + [{"op": "gemm", "name": "g", "m": 1024, "n": 1024, "k": 1024, "dtype": "fp8"}]}
+    gap = b200.launch.overhead_us * 1e-6
+    frame = replay(parse_document(doc), b200, host_dispatch="eager")
+    ew = HOST_DISPATCH_US["elementwise"] * 1e-6
+    # tiny kernels: each starts a launch gap after the host issued it, not after its predecessor
+    assert list(frame.start_s[:3]) == pytest.approx([ew + gap, 2 * ew + gap, 3 * ew + gap])
+    assert frame.start_s[3] == pytest.approx(3 * ew + HOST_DISPATCH_US["scaled_mm"] * 1e-6 + gap)
+    free = replay(parse_document(doc), b200, host_dispatch="none")
+    assert free.start_s[1] == pytest.approx(free.end_s[0] + gap)
+    assert free.end_s.max() < frame.end_s.max()
+    with pytest.raises(BlackwellSimError, match="host_dispatch: expected eager or none, got 'lazy'"):
+        replay(parse_document(doc), b200, host_dispatch="lazy")
+
+
+def test_a_collective_is_issued_when_every_rank_reached_it(hgx):
+    doc = {"ops": [M("a", rank=0), M("b", rank=0), M("c", rank=1),
+                   {"op": "all_reduce", "name": "ar", "bytes": 8, "group": [0, 1]}]}
+    from blackwell_sim.trace.replay import host_dispatch_s, issue_times
+
+    instances = plan(parse_document(doc), hgx)
+    copy = host_dispatch_s(parse_document(doc).ops[0])
+    assert issue_times(instances, "eager") == pytest.approx([copy, 2 * copy, copy, 2 * copy])
+    assert issue_times(instances, "none") is None
