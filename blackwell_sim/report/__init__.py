@@ -38,10 +38,18 @@ from blackwell_sim.report.frame import (
     results_frame,
     validate_frame,
 )
-from blackwell_sim.report.output import read_results_csv, write_results_csv, write_summary_json
+from blackwell_sim.report.output import (
+    read_results_csv,
+    write_results_csv,
+    write_summary_json,
+)
 from blackwell_sim.report.plots import plots_for, write_plots
 from blackwell_sim.report.summary import format_summary, summarize
-from blackwell_sim.report.timeline import chrome_trace, kernel_tile_events, write_chrome_trace
+from blackwell_sim.report.timeline import (
+    chrome_trace,
+    kernel_tile_events,
+    write_chrome_trace,
+)
 
 
 def write_report(frame, config, out_dir, *, sim_wall_s: float | None = None, plots: bool = True,

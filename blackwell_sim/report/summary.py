@@ -62,7 +62,7 @@ def summarize(frame: pd.DataFrame, config, *, sim_wall_s: float | None = None) -
     out: dict = {
         "total_time_s": total_s,
         "ops": int(frame["name"].nunique()),
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "ranks": int(frame["rank"].nunique()),
         "gpus": int(getattr(config, "gpu_count", 1)),
         "achieved_tflops": _f(flops.sum() / total_s / 1e12) if total_s > 0 else None,
@@ -125,7 +125,7 @@ def _measured(frame: pd.DataFrame) -> dict | None:
         return None
     measured = rows["measured_s"].to_numpy(dtype=float)
     simulated = rows["time_s"].to_numpy(dtype=float)
-    return {"rows": int(len(rows)), "measured_time_s": float(measured.sum()),
+    return {"rows": len(rows), "measured_time_s": float(measured.sum()),
             "simulated_time_s": float(simulated.sum()),
             "mape_pct": float(100 * np.mean(np.abs(simulated - measured) / measured))}
 
@@ -167,9 +167,9 @@ def _num(value: float | None, fmt: str) -> str:
 def format_summary(summary: dict) -> str:
     """A compact, fixed-layout text table of a :func:`summarize` dict (for the terminal)."""
     s = summary
-    lines = [f"config {s['config']}: {s['ops']} ops ({s['rows']} rows) on {s['ranks']} "
+    lines = [(f"config {s['config']}: {s['ops']} ops ({s['rows']} rows) on {s['ranks']} "
              f"rank{'s' if s['ranks'] != 1 else ''}, makespan {_time(s['total_time_s'])}, "
-             f"{_num(s['achieved_tflops'], '.1f')} TFLOPS achieved (all ranks)"]
+             f"{_num(s['achieved_tflops'], '.1f')} TFLOPS achieved (all ranks)")]
     if s["formats"]:
         accuracy = any(f.get("sqnr_db") is not None for f in s["formats"].values())
         lines.append(f"{'format':<12}{'TFLOP':>12}{'time':>13}{'TFLOPS':>10}{'peak':>10}{'% peak':>8}"

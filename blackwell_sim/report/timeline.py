@@ -39,7 +39,7 @@ def _us(ns: int) -> float:
 
 
 def _ns(seconds: float) -> int:
-    return int(round(seconds * 1e9))
+    return round(seconds * 1e9)
 
 
 def stream_tids(streams: Iterable[str]) -> dict[str, int]:

@@ -10,7 +10,7 @@ from blackwell_sim.report import COLUMNS
 def test_column_reference_matches_the_code(repo_root):
     text = (repo_root / "docs" / "report.md").read_text()
     section = text.split("## The results frame", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| ([^|]+) \|", section, flags=re.M)
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| ([^|]+) \|", section, flags=re.MULTILINE)
     assert [(name, kind, unit.strip()) for name, kind, unit in rows] == [
         (c.name, c.kind, c.unit or "-") for c in COLUMNS]
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pandas as pd
 import pytest
 
-from blackwell_sim.report import (COLUMN_NAMES, chrome_trace, read_results_csv, validate_frame,
-                                  write_report)
+from blackwell_sim.report import (
+    COLUMN_NAMES,
+    chrome_trace,
+    read_results_csv,
+    validate_frame,
+    write_report,
+)
 from blackwell_sim.simulate import simulate
 
 DOC = {"ops": [
@@ -60,4 +66,4 @@ def test_report_folder_round_trips(result, tmp_path):
         threads.setdefault((e["pid"], e["tid"]), []).append((round(e["ts"] * 1000), round(e["dur"] * 1000)))
     assert len(threads) == 3                                     # rank 0 compute + copy, rank 1 compute
     for spans in threads.values():
-        assert all(t0 + d0 <= t1 for (t0, d0), (t1, _) in zip(spans, spans[1:]))
+        assert all(t0 + d0 <= t1 for (t0, d0), (t1, _) in pairwise(spans))

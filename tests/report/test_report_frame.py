@@ -9,8 +9,15 @@ import pandas as pd
 import pytest
 
 from blackwell_sim.errors import BlackwellSimError
-from blackwell_sim.report import (COLUMN_NAMES, column_units, empty_frame, read_results_csv,
-                                  results_frame, validate_frame, write_results_csv)
+from blackwell_sim.report import (
+    COLUMN_NAMES,
+    column_units,
+    empty_frame,
+    read_results_csv,
+    results_frame,
+    validate_frame,
+    write_results_csv,
+)
 from blackwell_sim.report.output import write_atomic
 
 

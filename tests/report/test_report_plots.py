@@ -8,10 +8,18 @@ import pytest
 
 import blackwell_sim as bs
 from blackwell_sim.report import results_frame, write_plots
-from blackwell_sim.report.plots import (MAX_BARS, MAX_GANTT_RANKS, plot_achieved_vs_peak,
-                                        plot_bound_breakdown, plot_measured_vs_simulated,
-                                        plot_roofline, plot_speed_vs_accuracy, plot_timeline,
-                                        plots_for, save_figure)
+from blackwell_sim.report.plots import (
+    MAX_BARS,
+    MAX_GANTT_RANKS,
+    plot_achieved_vs_peak,
+    plot_bound_breakdown,
+    plot_measured_vs_simulated,
+    plot_roofline,
+    plot_speed_vs_accuracy,
+    plot_timeline,
+    plots_for,
+    save_figure,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +113,7 @@ def test_timeline_lanes_and_rank_limit(b200):
 
 def test_achieved_vs_peak_bars_are_the_longest_tensor_ops(b200):
     ax = plot_achieved_vs_peak(frame(), b200).axes[0]
-    bars = sorted(((p.get_y(), p.get_width()) for p in ax.patches))
+    bars = sorted((p.get_y(), p.get_width()) for p in ax.patches)
     f = frame()
     expected = f[f["peak_tflops"] > 0].sort_values("time_s", ascending=False)["pct_of_peak"].tolist()
     assert [w for _, w in bars] == pytest.approx(expected)
@@ -124,7 +132,7 @@ def test_bound_breakdown_totals_are_the_time_shares(b200):
     totals = {}
     labels = [t.get_text() for t in ax.get_yticklabels()]
     for p in ax.patches:
-        y = int(round(p.get_y() + p.get_height() / 2))
+        y = round(p.get_y() + p.get_height() / 2)
         totals[labels[y]] = totals.get(labels[y], 0.0) + p.get_width()
     busy = f["time_s"].sum()
     expected = (f.groupby("bound")["time_s"].sum() / busy * 100).to_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,12 @@ from hypothesis import strategies as st
 
 import blackwell_sim as bs
 from blackwell_sim.errors import BlackwellSimError
-from blackwell_sim.report import chrome_trace, kernel_tile_events, results_frame, write_chrome_trace
+from blackwell_sim.report import (
+    chrome_trace,
+    kernel_tile_events,
+    results_frame,
+    write_chrome_trace,
+)
 from blackwell_sim.report.timeline import DETAIL_TID_BASE, stream_tids
 
 
@@ -33,8 +39,8 @@ def check_chrome_trace(doc: dict) -> list[dict]:
         by_thread[(e["pid"], e["tid"])].append(e)
     for events in by_thread.values():
         ns = [(round(e["ts"] * 1000), round((e["ts"] + e["dur"]) * 1000)) for e in events]
-        assert all(a[0] <= b[0] for a, b in zip(ns, ns[1:])), "ts not monotonic on a thread"
-        assert all(a[1] <= b[0] for a, b in zip(ns, ns[1:])), "slices overlap on a thread"
+        assert all(a[0] <= b[0] for a, b in pairwise(ns)), "ts not monotonic on a thread"
+        assert all(a[1] <= b[0] for a, b in pairwise(ns)), "slices overlap on a thread"
     return slices
 
 
