@@ -135,3 +135,17 @@ def test_progress_bar_goes_to_stderr(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=lambda **kw: kw))
     assert _progress_bar(5)["file"] is sys.stderr
+
+
+def test_same_trace_gives_the_same_bytes(cli, small_trace, tmp_path):
+    for out in ("a", "b"):
+        assert cli("run", str(small_trace), "-o", str(tmp_path / out)).returncode == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        if name == "summary.json":  # holds sim_wall_s, the host's wall time
+            a = json.loads((tmp_path / "a" / name).read_text())
+            b = json.loads((tmp_path / "b" / name).read_text())
+            assert {**a, "sim_wall_s": 0} == {**b, "sim_wall_s": 0}
+        else:
+            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

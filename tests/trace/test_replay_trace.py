@@ -241,3 +241,17 @@ def test_a_collective_is_issued_when_every_rank_reached_it(hgx):
     copy = host_dispatch_s(parse_document(doc).ops[0])
     assert issue_times(instances, "eager") == pytest.approx([copy, 2 * copy, copy, 2 * copy])
     assert issue_times(instances, "none") is None
+
+
+def test_result_writes_a_chrome_trace_per_gpu_and_stream(tmp_path):
+    import json
+
+    doc = {"ops": [M("a"), M("b", stream="aux"), M("c", rank=1)]}
+    result = bs.simulate(doc, "hgx-b200-8")
+    path = result.to_chrome_trace(tmp_path / "t.json")
+    events = [e for e in json.loads(path.read_text())["traceEvents"] if e.get("ph") == "X"]
+    assert sorted((e["name"], e["pid"]) for e in events) == [("a", 0), ("b", 0), ("c", 1)]
+    by_name = {e["name"]: e for e in events}
+    assert by_name["a"]["tid"] != by_name["b"]["tid"]
+    row = result.ops.set_index("name").loc["b"]
+    assert by_name["b"]["ts"] == pytest.approx(row.start_s * 1e6, abs=1e-3)
