@@ -20,8 +20,15 @@ import numpy as np
 import pandas as pd
 
 import blackwell_sim as bs
-from blackwell_sim.report import (COLUMN_NAMES, summarize, validate_frame, write_chrome_trace,
-                                  write_plots, write_results_csv, write_summary_json)
+from blackwell_sim.report import (
+    COLUMN_NAMES,
+    summarize,
+    validate_frame,
+    write_chrome_trace,
+    write_plots,
+    write_results_csv,
+    write_summary_json,
+)
 from blackwell_sim.report.frame import coerce_frame
 
 
