@@ -50,6 +50,7 @@ from blackwell_sim.trace.ops import (
     Op,
     op_error,
 )
+from blackwell_sim.trace.timing import issue_times
 
 FIDELITIES = ("fast", "detailed")
 FLOAT_COLUMNS = ("start_s", "end_s", "time_s", "flops", "tflops", "peak_tflops", "pct_of_peak",
@@ -198,51 +199,6 @@ def check_cycles_of(trace: Trace, instances: list[Instance],
         raise op_error(trace.source, first.index, first.name,
                        "deps: dependency cycle through stream order and deps "
                        f"{cycle_text(names, list(range(len(names))))}")
-
-
-def issue_times(instances: list[Instance], mode: str) -> list[float] | None:
-    """When each rank's host has dispatched each op (eager mode: one host thread per rank issues
-    its ops in trace order, each taking its API's dispatch time; a collective is issued once
-    every rank of its group has reached it). ``none``: no host limit (e.g. CUDA graphs)."""
-    if mode == "none":
-        return None
-    if mode != "eager":
-        raise BlackwellSimError(f"host_dispatch: expected eager or none, got {mode!r}")
-    host: dict[int, float] = {}
-    order = sorted(range(len(instances)), key=lambda i: min(op.index for op in instances[i].ops))
-    issue = [0.0] * len(instances)
-    for i in order:
-        inst = instances[i]
-        cost = host_dispatch_s(inst.ops[0])
-        for rank in set(inst.ranks):
-            host[rank] = host.get(rank, 0.0) + cost
-        issue[i] = max(host[rank] for rank in inst.ranks)
-    return issue
-
-
-def host_dispatch_s(op: Op) -> float:
-    """Host time to dispatch ``op`` from PyTorch eager mode, from the per-API measurements of
-    :data:`blackwell_sim.harness.HOST_DISPATCH_US` (H100 machine). Attention has no measurement:
-    estimate, the cuBLAS matmul's figure. Collectives: 0 here, their host overhead is part of the
-    collective model's time."""
-    from blackwell_sim.harness import HOST_DISPATCH_US
-
-    if op.op == "gemm":
-        if op.dtype in ("tf32", "fp32"):
-            api = "matmul_tf32"
-        elif op.dtype not in ("bf16", "fp16"):
-            api = "scaled_mm"
-        else:
-            api = "bmm" if op.batch > 1 else "matmul"
-    elif op.op == "attention":
-        api = "matmul"
-    elif op.op == "memcpy":
-        api = "copy"
-    elif op.op == "elementwise":
-        api = "elementwise"
-    else:
-        return 0.0
-    return HOST_DISPATCH_US[api] * 1e-6
 
 
 def schedule(instances: list[Instance], durations: list[float], gaps: list[float],

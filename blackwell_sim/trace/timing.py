@@ -9,6 +9,7 @@ Kernel models include the launch gap (``launch.overhead_us``) in ``time_s`` and 
 ``details["launch_s"]`` (collectives: ``host_overhead_s``); the replay separates it out (the
 row's ``time_s`` is the body). send/recv pairs run as the collective model's ``send_recv``.
 Energy comes from the power model through :func:`blackwell_sim.report.energy.kernel_energy_j`.
+Host dispatch (:func:`issue_times`): when each rank's host thread has issued each op.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 
 from blackwell_sim.config import SystemConfig, get_dtype
 from blackwell_sim.errors import BlackwellSimError
-from blackwell_sim.trace.ops import COLLECTIVE_OPS, P2P_OPS, op_error
+from blackwell_sim.trace.ops import COLLECTIVE_OPS, P2P_OPS, Op, op_error
 
 MODEL_MODULES = {"gemm": "gemm", "attention": "attention", "memcpy": "memcpy",
                  "elementwise": "memcpy", **{k: "collectives" for k in COLLECTIVE_OPS + P2P_OPS}}
@@ -124,3 +125,48 @@ def _collective_timing(fn, inst, config):
                   bound=str(getattr(r, "bound", "fabric")), tile=str(getattr(r, "algo", "") or ""),
                   dtype=dtype, sparse=False, bytes_hbm=0.0, bytes_l2=0.0, bytes_fabric=fabric,
                   energy_j=math.nan)
+
+
+def issue_times(instances: list, mode: str) -> list[float] | None:
+    """When each rank's host has dispatched each op (eager mode: one host thread per rank issues
+    its ops in trace order, each taking its API's dispatch time; a collective is issued once
+    every rank of its group has reached it). ``none``: no host limit (e.g. CUDA graphs)."""
+    if mode == "none":
+        return None
+    if mode != "eager":
+        raise BlackwellSimError(f"host_dispatch: expected eager or none, got {mode!r}")
+    host: dict[int, float] = {}
+    order = sorted(range(len(instances)), key=lambda i: min(op.index for op in instances[i].ops))
+    issue = [0.0] * len(instances)
+    for i in order:
+        inst = instances[i]
+        cost = host_dispatch_s(inst.ops[0])
+        for rank in set(inst.ranks):
+            host[rank] = host.get(rank, 0.0) + cost
+        issue[i] = max(host[rank] for rank in inst.ranks)
+    return issue
+
+
+def host_dispatch_s(op: Op) -> float:
+    """Host time to dispatch ``op`` from PyTorch eager mode, from the per-API measurements of
+    :data:`blackwell_sim.harness.HOST_DISPATCH_US` (H100 machine). Attention has no measurement:
+    estimate, the cuBLAS matmul's figure. Collectives: 0 here, their host overhead is part of the
+    collective model's time."""
+    from blackwell_sim.harness import HOST_DISPATCH_US
+
+    if op.op == "gemm":
+        if op.dtype in ("tf32", "fp32"):
+            api = "matmul_tf32"
+        elif op.dtype not in ("bf16", "fp16"):
+            api = "scaled_mm"
+        else:
+            api = "bmm" if op.batch > 1 else "matmul"
+    elif op.op == "attention":
+        api = "matmul"
+    elif op.op == "memcpy":
+        api = "copy"
+    elif op.op == "elementwise":
+        api = "elementwise"
+    else:
+        return 0.0
+    return HOST_DISPATCH_US[api] * 1e-6

@@ -235,7 +235,7 @@ def test_eager_host_dispatch_gates_short_kernels(b200):
 def test_a_collective_is_issued_when_every_rank_reached_it(hgx):
     doc = {"ops": [M("a", rank=0), M("b", rank=0), M("c", rank=1),
                    {"op": "all_reduce", "name": "ar", "bytes": 8, "group": [0, 1]}]}
-    from blackwell_sim.trace.replay import host_dispatch_s, issue_times
+    from blackwell_sim.trace.timing import host_dispatch_s, issue_times
 
     instances = plan(parse_document(doc), hgx)
     copy = host_dispatch_s(parse_document(doc).ops[0])
