@@ -43,3 +43,12 @@ def test_bad_input_is_one_line_exit_2(cli_subprocess, tmp_path):
         assert r.returncode == 2, args
         assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
     assert not (tmp_path / "o.yaml").exists()
+
+
+def test_parallelism_options(cli, tmp_path):
+    out = tmp_path / "t.json"
+    r = cli("generate", "--layers", "1", "--tp", "2", "--dp", "2", "--batch", "2", "--seq", "128",
+            "--sequence-parallel", "--distributed-optimizer", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    kinds = {op.op for op in load_trace(out).ops}
+    assert {"all_gather", "reduce_scatter"} <= kinds and "all_reduce" not in kinds

@@ -135,3 +135,57 @@ def test_inference_with_tp_gathers_logits():
     assert gather["bytes"] == 8 * (128256 // 4) * 2 * 4 and gather["group"] == [0, 1, 2, 3]
     assert not ops_of(doc, "elementwise") or all(o.get("phase") != "bwd" for o in doc["ops"])
     assert_well_formed(doc)
+
+
+def test_sequence_parallel_replaces_all_reduce_by_gather_and_scatter():
+    t, h, tp = 2 * 512, 4096, 4
+    plain = generate("llama3-8b", batch=2, seq=512, layers=1, tp=tp)
+    sp = generate("llama3-8b", batch=2, seq=512, layers=1, tp=tp, sequence_parallel=True)
+    assert not ops_of(sp, "all_reduce")
+    names = [o["name"] for o in sp["ops"] if o["op"] in ("all_gather", "reduce_scatter")]
+    assert names == [f"L0.{n}.tp0" for n in ("fwd.attn_ag", "fwd.attn_rs", "fwd.mlp_ag", "fwd.mlp_rs",
+                                             "bwd.mlp_dy_ag", "bwd.mlp_x_ag", "bwd.mlp_rs",
+                                             "bwd.attn_dy_ag", "bwd.attn_x_ag", "bwd.attn_rs")]
+    assert {o["bytes"] for o in sp["ops"] if o["op"] in ("all_gather", "reduce_scatter")} == {t * h * 2}
+    # GEMMs are the same; norms and residuals work on a 1/tp sequence shard
+    def shapes(doc):
+        return [(o["name"], o["m"], o["n"], o["k"]) for o in ops_of(doc, "gemm") if o["rank"] == 1]
+
+    assert shapes(sp) == shapes(plain)
+    plain_norm = next(o for o in ops_of(plain, "elementwise") if o["name"] == "r0.L0.fwd.attn_norm")
+    sp_norm = next(o for o in ops_of(sp, "elementwise") if o["name"] == "r0.L0.fwd.attn_norm")
+    assert sp_norm["bytes_read"] * tp == plain_norm["bytes_read"]
+    # the wgrad of a column-parallel layer waits for the re-gathered input; dX's reduce-scatter overlaps it
+    wgrad = next(o for o in sp["ops"] if o["name"] == "r0.L0.bwd.gate_up.wgrad")
+    assert wgrad["deps"] == ["L0.bwd.mlp_x_ag.tp0"]
+    norm_bwd = next(o for o in sp["ops"] if o["name"] == "r0.L0.bwd.mlp_norm")
+    assert norm_bwd["deps"] == ["L0.bwd.mlp_rs.tp0"]
+    assert_well_formed(sp)
+
+
+def test_distributed_optimizer_shards_adam_and_gathers_weights():
+    spec = load_model("llama3-8b")
+    dp = 4
+    doc = generate(spec, batch=4, seq=128, layers=2, dp=dp, distributed_optimizer=True)
+    dense, _ = layer_params(spec, 0, 1, 1)
+    rs, ag = ops_of(doc, "reduce_scatter"), ops_of(doc, "all_gather")
+    assert not ops_of(doc, "all_reduce")
+    assert [(o["name"], o["bytes"]) for o in rs] == [("L1.grad_rs.dp0", dense * 2), ("L0.grad_rs.dp0", dense * 2)]
+    assert [(o["name"], o["bytes"]) for o in ag] == [("L1.param_ag.dp0", dense * 2), ("L0.param_ag.dp0", dense * 2)]
+    adam = next(o for o in doc["ops"] if o["name"] == "r0.optim.adam")
+    assert adam["bytes_read"] == 14 * (2 * dense // dp)
+    assert sorted(ag[0]["deps"]) == [f"r{r}.optim.adam" for r in range(dp)]
+    assert_well_formed(doc)
+
+
+def test_moe_with_tp_and_sequence_parallel_is_consistent():
+    spec = load_model("deepseek-v3-like")
+    doc = generate(spec, batch=4, seq=256, layers=[3], tp=2, dp=2, ep=2, sequence_parallel=True,
+                   distributed_optimizer=True)
+    assert_well_formed(doc)
+    plan(load_trace(doc), load_config(doc["system"]))
+    router = next(o for o in doc["ops"] if o["name"] == "r0.L3.fwd.router")
+    assert router["m"] == (4 // 2) * 256 // 2  # per-replica tokens, a 1/tp sequence shard
+    shared = [o["name"] for o in doc["ops"] if ".shared_" in o["name"] and o["op"] != "gemm" and "tp0" in o["name"]]
+    assert shared == ["L3.fwd.shared_ag.tp0", "L3.fwd.shared_rs.tp0", "L3.bwd.shared_dy_ag.tp0",
+                      "L3.bwd.shared_x_ag.tp0", "L3.bwd.shared_rs.tp0"]

@@ -11,7 +11,11 @@ send/recv between neighbouring stages.
 Collectives (bytes in the nccl-tests convention, per rank): TP all-reduce of the activations
 (``tokens x hidden x 2`` bytes), EP all-to-all of the routed token copies, DP all-reduce of each
 block's bf16 weight gradients after that block's last backward (on its own stream ``comm_dp``, so
-it overlaps the next block's backward); the optimizer step waits for all of them.
+it overlaps the next block's backward); the optimizer step waits for all of them. Options:
+sequence parallelism (TP all-reduces become all-gather + reduce-scatter, see :mod:`.transformer`)
+and the distributed optimizer (ZeRO stage 1, Rajbhandari et al., arXiv 1910.02054: gradients
+reduce-scattered, each rank's Adam updates 1 / dp of the weights, the updated bf16 weights
+all-gathered after the step).
 
 Streams: ``compute`` for kernels, ``comm`` for TP / EP collectives, ``comm_dp`` for gradient
 reductions, ``comm_pp`` for pipeline send/recv. A communication op depends on the last kernel its
@@ -113,7 +117,7 @@ def _default_platform(ranks: int) -> dict:
                             f"pass system=... (the largest bundled one, gb200-nvl72, has 72)")
 
 
-def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_head, mode):
+def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_head, mode, distributed_optimizer):
     """The item list of one rank of pipeline stage ``stage`` (before rank-specific naming)."""
     last = stage == layout.pp - 1
     act_bytes = sh.tokens * spec.hidden * tf.ACT_BYTES
@@ -135,6 +139,18 @@ def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_h
                     item["_wait"] = [prefix + w for w in item["_wait"]]
             out.append(item)
         return out
+
+    reduced: list[tuple[int, str, str]] = []  # (params, group, label) of every gradient reduction
+
+    def grad_sync(params: int, group: str, label: str) -> list[dict]:
+        """Data-parallel gradient reduction of ``params`` weights (all-reduce, or reduce-scatter
+        with the distributed optimizer), not blocking: only the optimizer waits for it."""
+        size = layout.dp if group == "dp" else layout.dp // layout.ep
+        if not params or size == 1:
+            return []
+        reduced.append((params, group, label))
+        kind, suffix = ("reduce_scatter", "_rs") if distributed_optimizer else ("all_reduce", "_ar")
+        return [tf._comm(kind, params * tf.GRAD_BYTES, group, label + suffix, False)]
 
     def p2p(op, peer_stage, label):
         return {"_p2p": {"op": op, "peer_stage": peer_stage, "bytes": act_bytes, "label": label}}
@@ -161,36 +177,36 @@ def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_h
             items.append(p2p("recv", stage + 1, "pp.bwd.recv"))
         if last and embed_head:
             items += tf.head_backward(spec, sh)
-            if final and layout.dp > 1:
-                head_params = spec.hidden * -(-spec.vocab // layout.tp) + spec.hidden
-                items.append(tf._comm("all_reduce", head_params * tf.GRAD_BYTES, "dp", "head.grad_ar", False))
+            if final:
+                items += grad_sync(spec.hidden * -(-spec.vocab // layout.tp) + spec.hidden, "dp", "head.grad")
         for layer in reversed(stage_layers):
             items += tf.layer_backward(spec, layer, sh)
             if final:
                 dense, expert = tf.layer_params(spec, layer, layout.tp, layout.ep)
-                if layout.dp > 1:
-                    items.append(tf._comm("all_reduce", dense * tf.GRAD_BYTES, "dp", f"L{layer}.grad_ar", False))
-                if expert and layout.dp // layout.ep > 1:
-                    items.append(tf._comm("all_reduce", expert * tf.GRAD_BYTES, "edp",
-                                          f"L{layer}.expert_grad_ar", False))
+                items += grad_sync(dense, "dp", f"L{layer}.grad") + grad_sync(expert, "edp", f"L{layer}.expert_grad")
         if stage == 0 and embed_head:
             items += tf.embedding_backward(spec, sh)
-            if final and layout.dp > 1:
-                embed_params = spec.hidden * -(-spec.vocab // layout.tp)
-                items.append(tf._comm("all_reduce", embed_params * tf.GRAD_BYTES, "dp", "embed.grad_ar", False))
+            if final:
+                items += grad_sync(spec.hidden * -(-spec.vocab // layout.tp), "dp", "embed.grad")
         if stage > 0:
             items.append(p2p("send", stage - 1, "pp.bwd.send"))
         prog += mb_items(items, mb)
     labels_to_wait = [i["_comm"]["label"] for i in prog if "_comm" in i and i["_comm"]["group"] in ("dp", "edp")]
-    params = sum(sum(tf.layer_params(spec, layer, layout.tp, layout.ep)) for layer in stage_layers)
+    dense = sum(tf.layer_params(spec, layer, layout.tp, layout.ep)[0] for layer in stage_layers)
+    expert = sum(tf.layer_params(spec, layer, layout.tp, layout.ep)[1] for layer in stage_layers)
     if embed_head and stage == 0:
-        params += spec.hidden * -(-spec.vocab // layout.tp)
+        dense += spec.hidden * -(-spec.vocab // layout.tp)
     if embed_head and last:
-        params += spec.hidden * -(-spec.vocab // layout.tp) + spec.hidden
-    opt = tf.optimizer_step(params)
+        dense += spec.hidden * -(-spec.vocab // layout.tp) + spec.hidden
+    if distributed_optimizer:  # each rank updates its shard of the weights (ZeRO stage 1)
+        dense, expert = -(-dense // layout.dp), -(-expert // max(1, layout.dp // layout.ep))
+    opt = tf.optimizer_step(dense + expert)
     if labels_to_wait:
         opt["_wait"] = labels_to_wait
     prog.append(opt)
+    if distributed_optimizer:  # gather the updated bf16 weights back to every replica
+        prog += [tf._comm("all_gather", params * tf.GRAD_BYTES, group, label.replace("grad", "param") + "_ag", False)
+                 for params, group, label in reduced]
     return prog
 
 
@@ -279,6 +295,7 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
              kv_len: int | None = None, tp: int = 1, dp: int = 1, ep: int = 1, pp: int = 1,
              recipe: str | Mapping = "bf16", layers: int | Sequence[int] | None = None,
              microbatches: int | None = None, embed_head: bool | None = None,
+             sequence_parallel: bool = False, distributed_optimizer: bool = False,
              system: str | Mapping | None = None, config: str | Mapping | None = None) -> dict:
     """A trace document (``{name, description, system|config, ops}``) for one step of ``model``.
 
@@ -289,6 +306,9 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
     with embedding and LM head), a count of blocks from the first, or a list of block indices
     (then ``embed_head`` defaults to False). ``recipe``: a name of
     :data:`~blackwell_sim.trace.generators.recipes.FORMAT_RECIPES` or a mapping.
+    ``sequence_parallel``: Megatron sequence parallelism (all-gather / reduce-scatter instead of
+    all-reduce; norms on a sequence shard). ``distributed_optimizer``: ZeRO-1 (gradients
+    reduce-scattered, each rank updates 1 / dp of the weights, updated weights all-gathered).
     ``system`` / ``config``: the platform preset; by default ``b200`` for one rank,
     ``hgx-b200-8`` up to 8 and ``gb200-nvl72`` up to 72.
     """
@@ -333,21 +353,27 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
     layout = Layout(tp, pp, dp, ep)
     platform = {"system": system} if system is not None else {"config": config} if config is not None \
         else _default_platform(layout.ranks)
-    sh = tf.RankShape(mode, local_batch // microbatches, seq_new, seq_kv, tp, ep, fmt, spec.layers)
+    for name, flag in (("sequence_parallel", sequence_parallel), ("distributed_optimizer", distributed_optimizer)):
+        if not isinstance(flag, bool):
+            raise BlackwellSimError(f"generate: argument '{name}': expected true or false, got {flag!r}")
+    sh = tf.RankShape(mode, local_batch // microbatches, seq_new, seq_kv, tp, ep, fmt, spec.layers,
+                      sp=sequence_parallel)
     per_stage, extra = divmod(len(chosen), pp)
     stages, start = [], 0
     for s in range(pp):
         n = per_stage + (1 if s < extra else 0)
         stages.append(chosen[start:start + n])
         start += n
-    stage_prog = [_stage_programs(spec, stages[s], s, layout, sh, microbatches, embed_head, mode)
-                  for s in range(pp)]
+    stage_prog = [_stage_programs(spec, stages[s], s, layout, sh, microbatches, embed_head, mode,
+                                  distributed_optimizer) for s in range(pp)]
     programs = {r: stage_prog[layout.coords(r)[1]] for r in range(layout.ranks)}
     ops = weave(programs, layout)
     what = f"{len(chosen)} of {spec.layers} blocks" if layers is not None else "whole model"
     return {"name": f"{spec.name}-{mode}", **platform,
             "description": (f"{spec.name} {mode} ({what}), global batch {batch} x seq {seq_new}"
                             + (f", kv {seq_kv}" if mode != "train" else "")
-                            + f", TP{tp} PP{pp} DP{dp} EP{ep}, {microbatches} micro-batch(es), "
+                            + f", TP{tp}{' (SP)' if sequence_parallel and tp > 1 else ''} PP{pp} DP{dp}"
+                              f"{' (distributed optimizer)' if distributed_optimizer and dp > 1 else ''} EP{ep}, "
+                              f"{microbatches} micro-batch(es), "
                               f"recipe {fmt.name}; generated by blackwell_sim.trace.generators"),
             "ops": ops}

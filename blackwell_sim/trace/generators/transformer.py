@@ -5,9 +5,13 @@ names the ops and turns the communication markers into collective ops with depen
 An item is either a local op (a trace-op mapping, optionally with ``_wait``: the labels of earlier
 communication items it must wait for) or a communication marker ``{"_comm": {...}}`` with
 ``op``, ``bytes``, ``group`` (tp | dp | ep | edp), ``label`` and ``block`` (the next local op waits
-for it). Linear layers are Megatron-style tensor parallel (column-parallel QKV / gate-up, row-parallel
-output / down, one all-reduce after each row-parallel layer forward and after each column-parallel
-layer's dgrad backward; Shoeybi et al., arXiv 1909.08053, Sec. 3).
+for it). Linear layers are Megatron-style tensor parallel (Shoeybi et al., arXiv 1909.08053, Sec. 3):
+column-parallel QKV / gate-up, row-parallel output / down, an all-reduce after each row-parallel
+layer's forward and after each column-parallel layer's dgrad (overlapping that layer's wgrad). With
+sequence parallelism (Korthikanti et al., arXiv 2205.05198, Sec. 4.2.2) norms, residuals and
+embedding work on T / tp tokens and each all-reduce becomes an all-gather on entering and a
+reduce-scatter on leaving the tensor-parallel region; the backward re-gathers the column-parallel
+layers' inputs for their wgrad.
 
 GEMM shapes (T tokens on this rank; a linear layer maps ``in`` to ``out`` features):
 forward C[T, out] = X[T, in] W^T (m=T, n=out, k=in); dgrad dX = dY W (m=T, n=in, k=out); wgrad
@@ -60,10 +64,20 @@ class RankShape:
     ep: int
     recipe: FormatRecipe
     n_layers: int
+    sp: bool = False   #: sequence parallelism
 
     @property
     def tokens(self) -> int:
         return self.batch * self.seq
+
+    @property
+    def seq_parallel(self) -> bool:
+        return self.sp and self.tp > 1
+
+    @property
+    def norm_tokens(self) -> int:
+        """Tokens of the norms / residuals / embedding (a sequence shard with SP)."""
+        return ceil_div(self.tokens, self.tp) if self.seq_parallel else self.tokens
 
 
 def attention_linears(spec: ModelSpec, tp: int) -> list[Linear]:
@@ -131,13 +145,6 @@ def _comm(op, nbytes, group, label, block):
     return {"_comm": {"op": op, "bytes": int(nbytes), "group": group, "label": label, "block": block}}
 
 
-def _expert_rows(spec: ModelSpec, sh: RankShape) -> tuple[int, int]:
-    """(experts that get tokens on this rank, tokens per such expert) under balanced routing."""
-    copies = ceil_div(sh.tokens, sh.tp) * spec.moe.top_k  # token copies this rank receives
-    active = min(spec.moe.experts // sh.ep, copies)
-    return active, ceil_div(copies, active)
-
-
 def _linear_fwd(lin: Linear, rows: int, count: int, dtype, numerics, tag: str):
     return _gemm(f"{tag}.{lin.name}", rows, lin.out_features, lin.in_features, dtype, numerics, count)
 
@@ -158,17 +165,81 @@ def _attention(spec: ModelSpec, sh: RankShape, name: str, backward: bool):
     return op
 
 
+def swiglu(name, rows, width, backward=False):
+    """SwiGLU (silu(gate) * up) over ``rows`` x ``width``: reads 2, writes 1 (backward 3 / 2)."""
+    gated = rows * width * ACT_BYTES
+    if backward:
+        return _elementwise(name, 3 * gated, 2 * gated, 8 * rows * width)
+    return _elementwise(name, 2 * gated, gated, 5 * rows * width)
+
+
+def tp_enter(sh: RankShape, nbytes: int, label: str) -> list[dict]:
+    """Forward into a column-parallel layer: the SP all-gather of its input (blocking)."""
+    return [_comm("all_gather", nbytes, "tp", label + "_ag", True)] if sh.seq_parallel else []
+
+
+def tp_exit(sh: RankShape, nbytes: int, label: str, block: bool = True) -> tuple[list[dict], str | None]:
+    """Leaving the TP region (row-parallel forward, column-parallel dgrad): all-reduce, or
+    reduce-scatter with SP. Returns the items and the label to wait for (None without TP)."""
+    if sh.tp == 1:
+        return [], None
+    kind, suffix = ("reduce_scatter", "_rs") if sh.seq_parallel else ("all_reduce", "_ar")
+    return [_comm(kind, nbytes, "tp", label + suffix, block)], label + suffix
+
+
+def column_parallel_backward(sh: RankShape, lins: list[Linear], rows: int, dtype, numerics, tag: str,
+                             label: str, nbytes: int) -> tuple[list[dict], str | None]:
+    """dgrads of ``lins`` (in reverse), the TP reduction of dX (not blocking), then the wgrads
+    (waiting for the SP re-gather of the input). Returns the items and the reduction's label."""
+    items = []
+    if sh.seq_parallel:
+        items.append(_comm("all_gather", nbytes, "tp", label + "_x_ag", False))
+    wgrads = []
+    for lin in reversed(lins):
+        dgrad, wgrad = _linear_bwd(lin, rows, 1, dtype, numerics, tag)
+        items.append(dgrad)
+        if sh.seq_parallel:
+            wgrad["_wait"] = [label + "_x_ag"]
+        wgrads.append(wgrad)
+    exit_items, wait = tp_exit(sh, nbytes, label, block=False)
+    return items + exit_items + wgrads, wait
+
+
+def row_parallel_backward(sh: RankShape, lin: Linear, rows: int, dtype, numerics, tag: str, label: str,
+                          nbytes: int) -> list[dict]:
+    """dgrad and wgrad of a row-parallel layer, after the SP all-gather of dY (blocking)."""
+    items = [_comm("all_gather", nbytes, "tp", label + "_dy_ag", True)] if sh.seq_parallel else []
+    return items + _linear_bwd(lin, rows, 1, dtype, numerics, tag)
+
+
+def _norm(name: str, rows: int, h: int, backward: bool = False) -> dict:
+    act = rows * h * ACT_BYTES
+    return _elementwise(name, 2 * act, act, 6 * rows * h) if backward else _elementwise(name, act, act, 4 * rows * h)
+
+
+def _residual(name: str, rows: int, h: int) -> dict:
+    act = rows * h * ACT_BYTES
+    return _elementwise(name, 2 * act, act, rows * h)
+
+
+def _waiting(item: dict, label: str | None) -> dict:
+    if label:
+        item["_wait"] = item.get("_wait", []) + [label]
+    return item
+
+
 def layer_forward(spec: ModelSpec, layer: int, sh: RankShape) -> list[dict]:
     """One block's forward on one rank: norm, attention projections, RoPE, attention, output
-    projection (+ TP all-reduce), residual, norm, FFN or MoE (+ all-to-alls), residual."""
-    t, h, tag = sh.tokens, spec.hidden, f"L{layer}.fwd"
+    projection, residual, norm, FFN or MoE, residual, with the TP / SP / EP communication."""
+    from blackwell_sim.trace.generators.moe import moe_forward
+
+    t, tn, h, tag = sh.tokens, sh.norm_tokens, spec.hidden, f"L{layer}.fwd"
     dtype, numerics = sh.recipe.linear_format(layer, sh.n_layers)
     lins = {lin.name: lin for lin in layer_linears(spec, layer, sh.tp, sh.ep)}
-    act = t * h * ACT_BYTES
-    items: list[dict] = [_elementwise(f"{tag}.attn_norm", act, act, 4 * t * h)]
+    full = t * h * ACT_BYTES
+    items: list[dict] = [_norm(f"{tag}.attn_norm", tn, h)] + tp_enter(sh, full, f"{tag}.attn")
     attn = attention_linears(spec, sh.tp)
-    for lin in attn[:-1]:
-        items.append(_linear_fwd(lin, t, 1, dtype, numerics, tag))
+    items += [_linear_fwd(lin, t, 1, dtype, numerics, tag) for lin in attn[:-1]]
     qk = t * (spec.heads + spec.n_kv_heads) // sh.tp * spec.dim_per_head * ACT_BYTES
     items.append(_elementwise(f"{tag}.rope", qk, qk, 3 * qk / ACT_BYTES))
     if sh.mode != "train":
@@ -179,118 +250,60 @@ def layer_forward(spec: ModelSpec, layer: int, sh: RankShape) -> list[dict]:
         items.append(_elementwise(f"{tag}.kv_cache_append", kv, kv, 0))
     items.append(_attention(spec, sh, f"{tag}.attention", False))
     items.append(_linear_fwd(attn[-1], t, 1, dtype, numerics, tag))
-    if sh.tp > 1:
-        items.append(_comm("all_reduce", act, "tp", f"{tag}.attn_ar", True))
-    items.append(_elementwise(f"{tag}.attn_residual", 2 * act, act, t * h))
-    items.append(_elementwise(f"{tag}.mlp_norm", act, act, 4 * t * h))
-    items += _ffn_forward(spec, layer, sh, lins, dtype, numerics, tag)
-    if sh.tp > 1:
-        items.append(_comm("all_reduce", act, "tp", f"{tag}.mlp_ar", True))
-    items.append(_elementwise(f"{tag}.mlp_residual", 2 * act, act, t * h))
-    return items
-
-
-def _swiglu(name, rows, width, backward=False):
-    gated = rows * width * ACT_BYTES  # width = intermediate size per matrix
-    if backward:
-        return _elementwise(name, 3 * gated, 2 * gated, 8 * rows * width)
-    return _elementwise(name, 2 * gated, gated, 5 * rows * width)
-
-
-def _ffn_forward(spec, layer, sh, lins, dtype, numerics, tag):
-    t = sh.tokens
-    if not spec.is_moe_layer(layer):
-        gu, down = lins["gate_up"], lins["down"]
-        return [_linear_fwd(gu, t, 1, dtype, numerics, tag), _swiglu(f"{tag}.act", t, down.in_features),
-                _linear_fwd(down, t, 1, dtype, numerics, tag)]
-    active, rows = _expert_rows(spec, sh)
-    moe, h = spec.moe, spec.hidden
-    dispatch = ceil_div(t, sh.tp) * moe.top_k * h * ACT_BYTES
-    router = sh.recipe.router
-    items = [_gemm(f"{tag}.router", t, moe.experts, h, router, None),
-             _elementwise(f"{tag}.topk", t * moe.experts * 4, t * moe.top_k * 8, 2 * t * moe.experts)]
-    if sh.ep > 1:
-        items.append(_comm("all_to_all", dispatch, "ep", f"{tag}.dispatch", False))
-    if moe.shared_experts:
-        sgu, sdown = lins["shared_gate_up"], lins["shared_down"]
-        items += [_linear_fwd(sgu, t, 1, dtype, numerics, tag), _swiglu(f"{tag}.shared_act", t, sdown.in_features),
-                  _linear_fwd(sdown, t, 1, dtype, numerics, tag)]
-    egu = _linear_fwd(lins["expert_gate_up"], rows, active, dtype, numerics, tag)
-    if sh.ep > 1:
-        egu["_wait"] = [f"{tag}.dispatch"]
-    items += [egu, _swiglu(f"{tag}.expert_act", rows * active, moe.expert_ffn),
-              _linear_fwd(lins["expert_down"], rows, active, dtype, numerics, tag)]
-    if sh.ep > 1:
-        items.append(_comm("all_to_all", dispatch, "ep", f"{tag}.combine", True))
-    items.append(_elementwise(f"{tag}.moe_combine", t * moe.top_k * h * ACT_BYTES, t * h * ACT_BYTES,
-                              2 * t * moe.top_k * h))
+    items += tp_exit(sh, full, f"{tag}.attn")[0]
+    items += [_residual(f"{tag}.attn_residual", tn, h), _norm(f"{tag}.mlp_norm", tn, h)]
+    if spec.is_moe_layer(layer):
+        items += moe_forward(spec, sh, lins, dtype, numerics, tag)
+    else:
+        gate_up, down = lins["gate_up"], lins["down"]
+        items += tp_enter(sh, full, f"{tag}.mlp")
+        items += [_linear_fwd(gate_up, t, 1, dtype, numerics, tag), swiglu(f"{tag}.act", t, down.in_features),
+                  _linear_fwd(down, t, 1, dtype, numerics, tag)]
+        items += tp_exit(sh, full, f"{tag}.mlp")[0]
+    items.append(_residual(f"{tag}.mlp_residual", tn, h))
     return items
 
 
 def layer_backward(spec: ModelSpec, layer: int, sh: RankShape) -> list[dict]:
     """One block's backward on one rank, in reverse order of :func:`layer_forward`: dgrad and
-    wgrad GEMM for every linear layer, attention backward, elementwise backward kernels, the TP
-    all-reduces of the input gradients of the column-parallel layers, and (labelled
-    ``L<i>.grad_ar``) the data-parallel gradient all-reduce of the block's weights."""
-    t, h, tag = sh.tokens, spec.hidden, f"L{layer}.bwd"
+    wgrad GEMMs of every linear layer, attention backward, elementwise backward kernels and the
+    TP / SP / EP communication of the gradients."""
+    from blackwell_sim.trace.generators.moe import moe_backward
+
+    t, tn, h, tag = sh.tokens, sh.norm_tokens, spec.hidden, f"L{layer}.bwd"
     dtype, numerics = sh.recipe.linear_format(layer, sh.n_layers)
     lins = {lin.name: lin for lin in layer_linears(spec, layer, sh.tp, sh.ep)}
-    act = t * h * ACT_BYTES
-    items: list[dict] = []
+    full = t * h * ACT_BYTES
     if spec.is_moe_layer(layer):
-        moe = spec.moe
-        active, rows = _expert_rows(spec, sh)
-        dispatch = ceil_div(t, sh.tp) * moe.top_k * h * ACT_BYTES
-        items.append(_elementwise(f"{tag}.moe_combine", t * h * ACT_BYTES + t * moe.top_k * h * ACT_BYTES,
-                                  t * moe.top_k * h * ACT_BYTES, 2 * t * moe.top_k * h))
-        if sh.ep > 1:
-            items.append(_comm("all_to_all", dispatch, "ep", f"{tag}.combine", True))
-        items += _linear_bwd(lins["expert_down"], rows, active, dtype, numerics, tag)
-        items.append(_swiglu(f"{tag}.expert_act", rows * active, moe.expert_ffn, backward=True))
-        items += _linear_bwd(lins["expert_gate_up"], rows, active, dtype, numerics, tag)
-        if sh.ep > 1:
-            items.append(_comm("all_to_all", dispatch, "ep", f"{tag}.dispatch", False))
-        if moe.shared_experts:
-            sgu, sdown = lins["shared_gate_up"], lins["shared_down"]
-            items += _linear_bwd(sdown, t, 1, dtype, numerics, tag)
-            items.append(_swiglu(f"{tag}.shared_act", t, sdown.in_features, backward=True))
-            items += _linear_bwd(sgu, t, 1, dtype, numerics, tag)
-        router = [_gemm(f"{tag}.router.dgrad", t, h, moe.experts, sh.recipe.router, None),
-                  _gemm(f"{tag}.router.wgrad", moe.experts, h, t, sh.recipe.router, None)]
-        if sh.ep > 1:
-            router[0]["_wait"] = [f"{tag}.dispatch"]
-        items += router
+        items, wait = moe_backward(spec, sh, lins, dtype, numerics, tag)
     else:
-        gu, down = lins["gate_up"], lins["down"]
-        items += _linear_bwd(down, t, 1, dtype, numerics, tag)
-        items.append(_swiglu(f"{tag}.act", t, down.in_features, backward=True))
-        items += _linear_bwd(gu, t, 1, dtype, numerics, tag)
-    if sh.tp > 1:
-        items.append(_comm("all_reduce", act, "tp", f"{tag}.mlp_ar", True))
-    items.append(_elementwise(f"{tag}.mlp_norm", 2 * act, act, 6 * t * h))
-    items.append(_elementwise(f"{tag}.residual_grad", 2 * act, act, t * h))
+        gate_up, down = lins["gate_up"], lins["down"]
+        items = row_parallel_backward(sh, down, t, dtype, numerics, tag, f"{tag}.mlp", full)
+        items.append(swiglu(f"{tag}.act", t, down.in_features, backward=True))
+        more, wait = column_parallel_backward(sh, [gate_up], t, dtype, numerics, tag, f"{tag}.mlp", full)
+        items += more
+    items.append(_waiting(_norm(f"{tag}.mlp_norm", tn, h, backward=True), wait))
+    items.append(_residual(f"{tag}.residual_grad", tn, h))
     attn = attention_linears(spec, sh.tp)
-    items += _linear_bwd(attn[-1], t, 1, dtype, numerics, tag)
+    items += row_parallel_backward(sh, attn[-1], t, dtype, numerics, tag, f"{tag}.attn", full)
     items.append(_attention(spec, sh, f"{tag}.attention", True))
     qk = t * (spec.heads + spec.n_kv_heads) // sh.tp * spec.dim_per_head * ACT_BYTES
     items.append(_elementwise(f"{tag}.rope", qk, qk, 3 * qk / ACT_BYTES))
-    for lin in reversed(attn[:-1]):
-        items += _linear_bwd(lin, t, 1, dtype, numerics, tag)
-    if sh.tp > 1:
-        items.append(_comm("all_reduce", act, "tp", f"{tag}.attn_ar", True))
-    items.append(_elementwise(f"{tag}.attn_norm", 2 * act, act, 6 * t * h))
-    items.append(_elementwise(f"{tag}.residual_grad2", 2 * act, act, t * h))
+    more, wait = column_parallel_backward(sh, attn[:-1], t, dtype, numerics, tag, f"{tag}.attn", full)
+    items += more
+    items.append(_waiting(_norm(f"{tag}.attn_norm", tn, h, backward=True), wait))
+    items.append(_residual(f"{tag}.residual_grad2", tn, h))
     return items
 
 
 def embedding_forward(spec: ModelSpec, sh: RankShape) -> list[dict]:
-    act = sh.tokens * spec.hidden * ACT_BYTES
-    return [_elementwise("embed.fwd", act + sh.tokens * 8, act, 0)]
+    act = sh.norm_tokens * spec.hidden * ACT_BYTES
+    return [_elementwise("embed.fwd", act + sh.norm_tokens * 8, act, 0)]
 
 
 def embedding_backward(spec: ModelSpec, sh: RankShape) -> list[dict]:
-    act = sh.tokens * spec.hidden * ACT_BYTES
-    return [_elementwise("embed.bwd", act + sh.tokens * 8, act, sh.tokens * spec.hidden)]
+    act = sh.norm_tokens * spec.hidden * ACT_BYTES
+    return [_elementwise("embed.bwd", act + sh.norm_tokens * 8, act, sh.norm_tokens * spec.hidden)]
 
 
 def head_forward(spec: ModelSpec, sh: RankShape) -> list[dict]:
@@ -298,9 +311,9 @@ def head_forward(spec: ModelSpec, sh: RankShape) -> list[dict]:
     (inference). Inference computes logits for the last token of each sequence only."""
     rows = sh.tokens if sh.mode == "train" else sh.batch
     vocab_l = ceil_div(spec.vocab, sh.tp)
-    act = sh.tokens * spec.hidden * ACT_BYTES
-    items = [_elementwise("head.fwd.final_norm", act, act, 4 * sh.tokens * spec.hidden),
-             _gemm("head.fwd.lm_head", rows, vocab_l, spec.hidden, sh.recipe.lm_head, None)]
+    items = [_norm("head.fwd.final_norm", sh.norm_tokens, spec.hidden)]
+    items += tp_enter(sh, sh.tokens * spec.hidden * ACT_BYTES, "head.fwd")
+    items.append(_gemm("head.fwd.lm_head", rows, vocab_l, spec.hidden, sh.recipe.lm_head, None))
     logits = rows * vocab_l * ACT_BYTES
     if sh.mode == "train":
         items.append(_elementwise("head.fwd.loss", logits, rows * 4, 4 * rows * vocab_l))
@@ -317,11 +330,10 @@ def head_backward(spec: ModelSpec, sh: RankShape) -> list[dict]:
     logits = rows * vocab_l * ACT_BYTES
     lm = Linear("lm_head", h, vocab_l)
     items = [_elementwise("head.bwd.loss", logits, logits, 4 * rows * vocab_l)]
-    items += _linear_bwd(lm, rows, 1, sh.recipe.lm_head, None, "head.bwd")
-    if sh.tp > 1:
-        items.append(_comm("all_reduce", rows * h * ACT_BYTES, "tp", "head.bwd.ar", True))
-    act = rows * h * ACT_BYTES
-    items.append(_elementwise("head.bwd.final_norm", 2 * act, act, 6 * rows * h))
+    more, wait = column_parallel_backward(sh, [lm], rows, sh.recipe.lm_head, None, "head.bwd", "head.bwd",
+                                          rows * h * ACT_BYTES)
+    items += more
+    items.append(_waiting(_norm("head.bwd.final_norm", sh.norm_tokens, h, backward=True), wait))
     return items
 
 
