@@ -175,6 +175,7 @@ def test_distributed_optimizer_shards_adam_and_gathers_weights():
     adam = next(o for o in doc["ops"] if o["name"] == "r0.optim.adam")
     assert adam["bytes_read"] == 14 * (2 * dense // dp)
     assert sorted(ag[0]["deps"]) == [f"r{r}.optim.adam" for r in range(dp)]
+    assert {o["phase"] for o in rs} == {"bwd"} and {o["phase"] for o in ag} == {"optim"}
     assert_well_formed(doc)
 
 

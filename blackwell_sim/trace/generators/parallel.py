@@ -216,7 +216,13 @@ def _tags(name: str) -> dict:
         parts = parts[1:]
     head = parts[0]
     layer = head[1:] if head.startswith("L") and head[1:].isdigit() else head
-    phase = "optim" if head == "optim" else (parts[1] if len(parts) > 1 and parts[1] in ("fwd", "bwd") else None)
+    second = parts[1] if len(parts) > 1 else ""
+    if head == "optim" or second.startswith("param"):
+        phase = "optim"
+    elif second in ("fwd", "bwd"):
+        phase = second
+    else:
+        phase = "bwd" if "grad" in second else None
     tags = {"layer": layer}
     if phase:
         tags["phase"] = phase
