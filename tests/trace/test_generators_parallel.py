@@ -190,3 +190,9 @@ def test_moe_with_tp_and_sequence_parallel_is_consistent():
     shared = [o["name"] for o in doc["ops"] if ".shared_" in o["name"] and o["op"] != "gemm" and "tp0" in o["name"]]
     assert shared == ["L3.fwd.shared_ag.tp0", "L3.fwd.shared_rs.tp0", "L3.bwd.shared_dy_ag.tp0",
                       "L3.bwd.shared_x_ag.tp0", "L3.bwd.shared_rs.tp0"]
+
+
+def test_pipeline_sends_a_sequence_shard_with_sequence_parallelism():
+    doc = generate("llama3-8b", batch=2, seq=256, layers=2, pp=2, tp=2, sequence_parallel=True)
+    assert {o["bytes"] for o in ops_of(doc, "send")} == {2 * 256 // 2 * 4096 * 2}
+    assert_well_formed(doc)

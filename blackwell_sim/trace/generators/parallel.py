@@ -120,9 +120,8 @@ def _default_platform(ranks: int) -> dict:
 def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_head, mode, distributed_optimizer):
     """The item list of one rank of pipeline stage ``stage`` (before rank-specific naming)."""
     last = stage == layout.pp - 1
-    act_bytes = sh.tokens * spec.hidden * tf.ACT_BYTES
+    act_bytes = sh.norm_tokens * spec.hidden * tf.ACT_BYTES  # a sequence shard with SP
     prog: list[dict] = []
-    labels_to_wait: list[str] = []
 
     def mb_items(items, mb):
         prefix = f"mb{mb}." if microbatches > 1 else ""
