@@ -194,5 +194,5 @@ def test_moe_with_tp_and_sequence_parallel_is_consistent():
 
 def test_pipeline_sends_a_sequence_shard_with_sequence_parallelism():
     doc = generate("llama3-8b", batch=2, seq=256, layers=2, pp=2, tp=2, sequence_parallel=True)
-    assert {o["bytes"] for o in ops_of(doc, "send")} == {2 * 256 // 2 * 4096 * 2}
+    assert {o["bytes"] for o in ops_of(doc, "send")} == {1 * 256 // 2 * 4096 * 2}  # 2 micro-batches of 1
     assert_well_formed(doc)
