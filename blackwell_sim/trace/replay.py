@@ -9,9 +9,10 @@ Scheduling model (each rule a named mechanism; docs/architecture.md):
   the k-th ``send`` r->p pairs with the k-th ``recv`` on p from r and the pair runs as one.
 - SMs: compute and memory kernels (gemm, attention, memcpy, elementwise) fill the GPU, so the
   ones on different streams of one rank run one at a time, lowest trace index first among the
-  ready ones. Collectives and send/recv do not take the SMs: they overlap compute (NCCL's few
-  channel CTAs and their HBM traffic are not charged to the concurrent kernel; a known
-  optimism).
+  ready ones. Collectives and send/recv run alongside them on their own streams, holding the
+  SMs the collective model says they use (``sms_used``, NCCL's channel CTAs): while they run,
+  the kernel on that rank progresses at the free SMs' share of its rate (its end moves out;
+  the row's ``time_s`` is the stretched time). Their HBM traffic is not charged to the kernel.
 - Launch gaps: a kernel starts ``launch_s`` after it becomes ready, the kernel model's own
   launch cost (``launch.overhead_us`` of the GPU config, the back-to-back launch gap of one
   stream); its row's ``time_s`` is the kernel body without that gap, comparable to a profiler's
@@ -30,8 +31,6 @@ Scheduling model (each rule a named mechanism; docs/architecture.md):
 from __future__ import annotations
 
 import hashlib
-import heapq
-import itertools
 import json
 import math
 from collections.abc import Callable
@@ -50,6 +49,7 @@ from blackwell_sim.trace.ops import (
     Op,
     op_error,
 )
+from blackwell_sim.trace.scheduler import Instance, graph, schedule
 from blackwell_sim.trace.timing import issue_times
 
 FIDELITIES = ("fast", "detailed")
@@ -78,17 +78,11 @@ class Timing:
     bytes_l2: float
     bytes_fabric: float
     energy_j: float
+    sms_used: int = 0      #: SMs a collective occupies on each of its ranks while it runs
 
 
-@dataclass
-class Instance:
-    """One scheduled unit: an op (a collective on all its ranks) or a send/recv pair."""
-
-    ops: tuple[Op, ...]
-    ranks: tuple[int, ...]          #: row rank of each op in ``ops`` order (collective: group)
-    queues: tuple[tuple[int, str], ...]
-    uses_sms: bool
-    key: tuple
+def gpu_of(config) -> GPUConfig:
+    return config.gpu if isinstance(config, SystemConfig) else config
 
 
 def gpu_count(config) -> int:
@@ -164,30 +158,6 @@ def plan(trace: Trace, config, *, check_cycles: bool = True) -> list[Instance]:
     return instances
 
 
-def graph(instances: list[Instance]) -> tuple[list[list[int]], list[int]]:
-    """Successor lists and predecessor counts: stream order plus deps (deduplicated)."""
-    owner = {op.name: i for i, inst in enumerate(instances) for op in inst.ops}
-    queues: dict[tuple[int, str], list[tuple[int, int]]] = {}
-    for i, inst in enumerate(instances):
-        for j, q in enumerate(inst.queues):
-            queues.setdefault(q, []).append((inst.ops[min(j, len(inst.ops) - 1)].index, i))
-    preds: list[set[int]] = [set() for _ in instances]
-    for entries in queues.values():
-        entries.sort()
-        for (_, a), (_, b) in itertools.pairwise(entries):
-            preds[b].add(a)
-    for i, inst in enumerate(instances):
-        for op in inst.ops:
-            for dep in op.deps:
-                if owner[dep] != i:
-                    preds[i].add(owner[dep])
-    successors: list[list[int]] = [[] for _ in instances]
-    for i, ps in enumerate(preds):
-        for p in sorted(ps):
-            successors[p].append(i)
-    return successors, [len(ps) for ps in preds]
-
-
 def check_cycles_of(trace: Trace, instances: list[Instance],
                     successors: list[list[int]] | None = None) -> None:
     if successors is None:
@@ -199,61 +169,6 @@ def check_cycles_of(trace: Trace, instances: list[Instance],
         raise op_error(trace.source, first.index, first.name,
                        "deps: dependency cycle through stream order and deps "
                        f"{cycle_text(names, list(range(len(names))))}")
-
-
-def schedule(instances: list[Instance], durations: list[float], gaps: list[float],
-             edges: tuple[list[list[int]], list[int]] | None = None,
-             issue: list[float] | None = None) -> tuple[list[float], list[float]]:
-    """Start and end time of every instance (list scheduling; see the module docstring).
-    ``edges``: :func:`graph` of ``instances`` when the caller has it already (no cycles);
-    ``issue``: :func:`issue_times` (an op starts no earlier than its launch gap after it)."""
-    successors, npred = edges if edges is not None else graph(instances)
-    npred = list(npred)
-    n = len(instances)
-    start = [math.nan] * n
-    end = [math.nan] * n
-    events: list[tuple[float, int]] = []
-    waiting: dict[int, list[int]] = {}
-    sms_busy: dict[int, bool] = {}
-
-    def launch(i: int, t: float) -> None:
-        start[i] = (t if issue is None or issue[i] <= t else issue[i]) + gaps[i]
-        end[i] = start[i] + durations[i]
-        heapq.heappush(events, (end[i], i))
-
-    def dispatch(rank: int, t: float) -> None:
-        if not sms_busy.get(rank) and waiting.get(rank):
-            sms_busy[rank] = True
-            launch(heapq.heappop(waiting[rank]), t)
-
-    def ready(i: int, t: float) -> None:
-        inst = instances[i]
-        if inst.uses_sms:
-            rank = inst.ranks[0]
-            heapq.heappush(waiting.setdefault(rank, []), i)
-            dispatch(rank, t)
-        else:
-            launch(i, t)
-
-    for i in range(n):
-        if npred[i] == 0:
-            ready(i, 0.0)
-    done = 0
-    while events:
-        t, i = heapq.heappop(events)
-        done += 1
-        inst = instances[i]
-        if inst.uses_sms:
-            sms_busy[inst.ranks[0]] = False
-        for j in successors[i]:
-            npred[j] -= 1
-            if npred[j] == 0:
-                ready(j, t)
-        if inst.uses_sms:
-            dispatch(inst.ranks[0], t)
-    if done != n:  # callers reject cycles first, so this is a bug
-        raise RuntimeError(f"replay: scheduled {done} of {n} ops")
-    return start, end
 
 
 def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | None = None,
@@ -310,7 +225,8 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
             bar.close()
     timings = [memo[k] for k in keys]
     start, end = schedule(instances, [t.time_s for t in timings], [t.launch_s for t in timings], edges,
-                          issue_times(instances, host_dispatch))
+                          issue_times(instances, host_dispatch), [t.sms_used for t in timings],
+                          gpu_of(config).sm.count)
     rows = []
     for i, inst in enumerate(instances):
         if inst.ops[0].op in COLLECTIVE_OPS:
@@ -332,7 +248,10 @@ def _frame(rows, start, end, timings: list[Timing], first_use: set[int], func_of
     per_inst = {name: np.array([getattr(t, name) for t in timings], dtype=float)
                 for name in ("time_s", "flops", "peak_tflops", "bytes_hbm", "bytes_l2", "bytes_fabric",
                              "energy_j")}
-    time_s = per_inst["time_s"][idx]
+    starts, ends = np.asarray(start, dtype=float)[idx], np.asarray(end, dtype=float)[idx]
+    model_s = per_inst["time_s"][idx]
+    elapsed = ends - starts  # stretched while collectives held SMs; else the model's time
+    time_s = np.where(np.abs(elapsed - model_s) <= 1e-12 * model_s, model_s, elapsed)
     flops = per_inst["flops"][idx]
     peak = per_inst["peak_tflops"][idx]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -347,7 +266,7 @@ def _frame(rows, start, end, timings: list[Timing], first_use: set[int], func_of
         "rank": np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows)),
         "stream": [op.stream for op in ops], "layer": [op.layer or "" for op in ops],
         "phase": [op.phase or "" for op in ops],
-        "start_s": np.asarray(start, dtype=float)[idx], "end_s": np.asarray(end, dtype=float)[idx],
+        "start_s": starts, "end_s": ends,
         "time_s": time_s, "flops": flops, "tflops": tflops, "peak_tflops": peak, "pct_of_peak": pct,
         "dtype": [text["dtype"][i] for i in idx], "sparse": np.array([timings[i].sparse for i in idx], dtype=bool),
         "bound": [text["bound"][i] for i in idx], "tile": [text["tile"][i] for i in idx],

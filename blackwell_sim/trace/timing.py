@@ -124,7 +124,7 @@ def _collective_timing(fn, inst, config):
     return Timing(time_s=time_s, launch_s=launch_s, flops=0.0, peak_tflops=math.nan,
                   bound=str(getattr(r, "bound", "fabric")), tile=str(getattr(r, "algo", "") or ""),
                   dtype=dtype, sparse=False, bytes_hbm=0.0, bytes_l2=0.0, bytes_fabric=fabric,
-                  energy_j=math.nan)
+                  energy_j=math.nan, sms_used=int(getattr(r, "sms_used", 0) or 0))
 
 
 def issue_times(instances: list, mode: str) -> list[float] | None:

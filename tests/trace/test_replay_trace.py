@@ -255,3 +255,20 @@ def test_result_writes_a_chrome_trace_per_gpu_and_stream(tmp_path):
     assert by_name["a"]["tid"] != by_name["b"]["tid"]
     row = result.ops.set_index("name").loc["b"]
     assert by_name["b"]["ts"] == pytest.approx(row.start_s * 1e6, abs=1e-3)
+
+
+def test_collectives_hold_sms_and_stretch_the_kernel_they_overlap(hgx):
+    doc = {"ops": [M("a", rank=0), M("p", rank=1), M("b", rank=1),
+                   {"op": "all_reduce", "name": "ar", "bytes": 8, "group": [0, 1], "deps": ["p"]}]}
+    instances = plan(parse_document(doc), hgx)
+    durations = {"a": 10.0, "p": 2.0, "b": 4.0, "ar": 4.0}
+    held = {"ar": 50}
+    names = [inst.ops[0].name for inst in instances]
+    start, end = schedule(instances, [durations[n] for n in names], [0.0] * len(names),
+                          comm_sms=[held.get(n, 0) for n in names], sm_count=100)
+    t = {n: (start[k], end[k]) for k, n in enumerate(names)}
+    assert t["ar"] == (2.0, 6.0)
+    assert t["a"] == pytest.approx((0.0, 12.0))  # 2 + 4 x 0.5 + 6 of work: half rate during ar
+    assert t["b"] == pytest.approx((2.0, 8.0))   # 4 x 0.5 during ar, the other 2 after it
+    free = schedule(instances, [durations[n] for n in names], [0.0] * len(names))
+    assert free[1][names.index("a")] == 10.0
