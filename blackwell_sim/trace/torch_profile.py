@@ -9,8 +9,10 @@ nest, e.g. ``aten::linear`` -> ``aten::matmul`` -> ``aten::mm`` gives one GEMM):
   x's leading dims, n = out, k = in; ``matmul`` follows numpy broadcasting (a 2-D right operand
   folds the left operand's batch dims into m; two >= 3-D operands give a batched GEMM).
 - Attention: ``aten::scaled_dot_product_attention`` and ``_scaled_dot_product_{flash,cudnn,
-  efficient}_attention`` (and their ``_backward``): q is [batch, heads, seq_q, head_dim], k gives
-  kv_heads and seq_kv; ``is_causal`` is read from the event's ``Concrete Inputs`` when present.
+  efficient}_attention`` (and their ``_backward``), and the flash-attn package's
+  ``flash_attn::_flash_attn_{forward,backward}``: q is [batch, heads, seq_q, head_dim] (flash-attn:
+  [batch, seq_q, heads, head_dim]), k gives kv_heads and seq_kv; ``is_causal`` is read from the
+  event's ``Concrete Inputs`` when present (else false).
 - NCCL collectives: ``record_param_comms`` events (emitted by c10d for every collective) with
   ``Collective name``, ``In msg nelems`` / ``Out msg nelems``, ``dtype`` and ``Group size``; bytes
   follow the nccl-tests convention (all_gather: the gathered output; reduce_scatter and the others:

@@ -17,16 +17,23 @@ from blackwell_sim.errors import BlackwellSimError
 
 GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
             "aten::_scaled_mm")
-#: attention op -> (index of q in the inputs, index of is_causal in the inputs, backward, kernel)
-ATTENTION_OPS: dict[str, tuple[int, int | None, bool, str | None]] = {
-    "aten::scaled_dot_product_attention": (0, 5, False, None),
-    "aten::_scaled_dot_product_flash_attention": (0, 4, False, "fa2"),
-    "aten::_scaled_dot_product_cudnn_attention": (0, 6, False, None),
-    "aten::_scaled_dot_product_efficient_attention": (0, 6, False, None),
-    "aten::_scaled_dot_product_flash_attention_backward": (1, 11, True, "fa2"),
-    "aten::_scaled_dot_product_cudnn_attention_backward": (1, 14, True, None),
-    "aten::_scaled_dot_product_efficient_attention_backward": (1, 11, True, None),
+#: attention op -> (index of q in the inputs, index of is_causal, backward, kernel, layout of q/k/v):
+#: ATen ``_scaled_dot_product_*`` schemas take [batch, heads, seq, head_dim] ("bhsd"); the
+#: flash-attn 2.6+ custom ops (``flash_attn::_flash_attn_forward(q, k, v, dropout_p, softmax_scale,
+#: causal, ...)``, ``_flash_attn_backward(dout, q, k, v, out, softmax_lse, dq, dk, dv, dropout_p,
+#: softmax_scale, causal, ...)``) take [batch, seq, heads, head_dim] ("bshd").
+ATTENTION_OPS: dict[str, tuple[int, int | None, bool, str | None, str]] = {
+    "aten::scaled_dot_product_attention": (0, 5, False, None, "bhsd"),
+    "aten::_scaled_dot_product_flash_attention": (0, 4, False, "fa2", "bhsd"),
+    "aten::_scaled_dot_product_cudnn_attention": (0, 6, False, None, "bhsd"),
+    "aten::_scaled_dot_product_efficient_attention": (0, 6, False, None, "bhsd"),
+    "aten::_scaled_dot_product_flash_attention_backward": (1, 11, True, "fa2", "bhsd"),
+    "aten::_scaled_dot_product_cudnn_attention_backward": (1, 14, True, None, "bhsd"),
+    "aten::_scaled_dot_product_efficient_attention_backward": (1, 11, True, None, "bhsd"),
+    "flash_attn::_flash_attn_forward": (0, 5, False, "fa2", "bshd"),
+    "flash_attn::_flash_attn_backward": (1, 11, True, "fa2", "bshd"),
 }
+LAYOUT_WORDS = {"b": "batch", "h": "heads", "s": "seq", "d": "head_dim"}
 COMMS_EVENT = "record_param_comms"
 #: c10d "Collective name" -> (trace op, bytes taken from the output (True) or the input)
 COLLECTIVES: dict[str, tuple[str, bool]] = {
@@ -178,13 +185,16 @@ def _causal(ev: Event, index: int | None) -> bool:
 
 
 def attention_fields(source: str, ev: Event) -> dict[str, Any]:
-    q_index, causal_index, backward, kernel = ATTENTION_OPS[ev.name]
+    q_index, causal_index, backward, kernel, layout = ATTENTION_OPS[ev.name]
     shapes = _dims(source, ev, q_index + 3)
     q, k = shapes[q_index], shapes[q_index + 1]
-    if len(q) == 3:
-        q, k = [1] + q, [1] + k if len(k) == 3 else k
+    if len(q) == 3 and len(k) == 3 and layout == "bhsd":  # unbatched [heads, seq, head_dim]
+        q, k = [1] + q, [1] + k
     if len(q) != 4 or len(k) != 4:
-        raise bad(source, ev, f"expected q, k of shape [batch, heads, seq, head_dim], got {q} and {k}")
+        raise bad(source, ev, f"expected q, k of shape [{', '.join(LAYOUT_WORDS[c] for c in layout)}], "
+                              f"got {q} and {k}")
+    if layout == "bshd":
+        q, k = [q[0], q[2], q[1], q[3]], [k[0], k[2], k[1], k[3]]
     if min(q) <= 0 or min(k) <= 0:
         raise bad(source, ev, f"empty attention (q {q}, k {k})")
     out = {"batch": q[0], "heads": q[1], "seq_q": q[2], "head_dim": q[3], "kv_heads": k[1], "seq_kv": k[2],

@@ -262,3 +262,16 @@ def test_cli_several_files(cli, tmp_path):
     assert (r.json()["collectives"], r.json()["platform"]) == (1, "hgx-h100-8")
     r = cli("import-torch-profile", *paths, "--rank", "1", "-o", str(tmp_path / "o.json"))
     assert r.returncode == 2 and "only with one file" in r.stderr
+
+
+def test_flash_attn_package_ops_use_batch_seq_heads_layout(tmp_path):
+    q, kv = [2, 128, 8, 64], [2, 256, 2, 64]  # [batch, seq, heads, head_dim]
+    b = Builder().op("flash_attn::_flash_attn_forward", 0, 50, [q, kv, kv] + [[]] * 8,
+                     concrete=["", "", "", "0.", "0.125", "True"])
+    b.op("flash_attn::_flash_attn_backward", 100, 50, [q, q, kv, kv, q, [2, 8, 128]] + [[]] * 9,
+         concrete=[""] * 9 + ["0.", "0.125", "True"])
+    fwd, bwd = _import(tmp_path, b)
+    for op in (fwd, bwd):
+        assert (op["batch"], op["heads"], op["kv_heads"], op["seq_q"], op["seq_kv"], op["head_dim"], op["causal"],
+                op["kernel"]) == (2, 8, 2, 128, 256, 64, True, "fa2")
+    assert (fwd["backward"], bwd["backward"]) == (False, True)
