@@ -5,7 +5,8 @@
   from ``config.peak_tflops`` and the HBM roof ``intensity x hbm.bandwidth_gbps``; ops as points.
   Ops with FLOP but no tensor peak (elementwise) get a last panel with the HBM roof only.
 - :func:`plot_timeline`: Gantt chart, one lane per (rank, stream), the first ``MAX_GANTT_RANKS``.
-- :func:`plot_achieved_vs_peak`: percent of peak of the ``MAX_BARS`` longest tensor ops.
+- :func:`plot_achieved_vs_peak`: percent of peak of the ``MAX_BARS`` distinct tensor-core kernels
+  with the most total time (identical ops on many layers and ranks are one bar, "xN").
 - :func:`plot_bound_breakdown`: share of op time per bound, stacked by op kind.
 - :func:`plot_measured_vs_simulated`: per-op measured vs simulated time (only with measured_s).
 - :func:`plot_speed_vs_accuracy`: per-op SQNR (dB) vs achieved TFLOPS by format (only with
@@ -195,14 +196,33 @@ def plot_timeline(frame: pd.DataFrame, config=None) -> Figure:
 
 # -- achieved vs peak ----------------------------------------------------------------------------
 
-def plot_achieved_vs_peak(frame: pd.DataFrame, config=None) -> Figure:
-    """Horizontal bars: percent of the format's peak for the ``MAX_BARS`` longest tensor ops."""
+KERNEL_KEY = ("op", "dtype", "sparse", "flops", "bytes_hbm", "time_s", "tile")  #: identical kernels
+
+
+def distinct_kernels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tensor-core rows grouped into identical kernels (same :data:`KERNEL_KEY`): one row each with
+    the first ``name`` and ``rank``, ``count`` and ``total_time_s``, longest total first.
+
+    A whole-model trace repeats each GEMM per layer and per rank; grouping shows where the time
+    goes instead of 30 copies of one kernel.
+    """
     rows = frame[(frame["peak_tflops"] > 0) & np.isfinite(frame["pct_of_peak"])]
-    rows = rows.sort_values("time_s", ascending=False, kind="stable").head(MAX_BARS)
+    grouped = rows.groupby(list(KERNEL_KEY), sort=False, dropna=False)
+    out = grouped.agg(name=("name", "first"), rank=("rank", "first"), pct_of_peak=("pct_of_peak", "first"),
+                      bound=("bound", "first"), count=("name", "size"), total_time_s=("time_s", "sum"))
+    out = out.reset_index()
+    return out.sort_values("total_time_s", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def plot_achieved_vs_peak(frame: pd.DataFrame, config=None) -> Figure:
+    """Horizontal bars: percent of the format's peak of the ``MAX_BARS`` distinct tensor-core
+    kernels with the most total time (:func:`distinct_kernels`), annotated with time and bound."""
+    rows = distinct_kernels(frame).head(MAX_BARS)
     fig = _figure(9, 1.2 + 0.25 * max(4, len(rows)))
     ax = fig.subplots()
     ax.set_xlabel("achieved / peak of the op's format (%)")
-    ax.set_ylabel(f"op (longest {MAX_BARS} by simulated time)" if len(rows) == MAX_BARS else "op")
+    ax.set_ylabel(f"kernel (top {MAX_BARS} by total simulated time)" if len(rows) == MAX_BARS
+                  else "kernel")
     if rows.empty:
         _empty(fig, ax, "no tensor-core ops")
         return fig
@@ -212,14 +232,15 @@ def plot_achieved_vs_peak(frame: pd.DataFrame, config=None) -> Figure:
     for kind in sorted(set(kinds)):
         sel = kinds == kind
         ax.barh(y[sel], pct[sel], color=_color(kind), height=0.7, label=kind)
-    labels = [f"{n} [{d}{' 2:4' if s else ''}] r{r}" for n, d, s, r in
-              zip(rows["name"], rows["dtype"], rows["sparse"], rows["rank"])]
+    labels = [f"{n} [{d}{' 2:4' if s else ''}]" + (f" x{c}" if c > 1 else f" r{r}") for n, d, s, r, c in
+              zip(rows["name"], rows["dtype"], rows["sparse"], rows["rank"], rows["count"])]
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.axvline(100, color="tab:red", lw=1)
     unit, scale = _time_unit(float(rows["time_s"].max()))
-    for yi, p, t, b in zip(y, pct, rows["time_s"], rows["bound"]):
-        ax.text(p + 1, yi, f"{t * scale:.3g} {unit}, {b}", va="center", fontsize=6)
+    for yi, p, t, c, b in zip(y, pct, rows["time_s"], rows["count"], rows["bound"]):
+        total = f" ({t * c * scale:.3g} {unit} total)" if c > 1 else ""
+        ax.text(p + 1, yi, f"{t * scale:.3g} {unit}{total}, {b}", va="center", fontsize=6)
     ax.set_xlim(0, max(110.0, float(pct.max()) * 1.25))
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

@@ -11,6 +11,7 @@ from blackwell_sim.report import results_frame, write_plots
 from blackwell_sim.report.plots import (
     MAX_BARS,
     MAX_GANTT_RANKS,
+    distinct_kernels,
     plot_achieved_vs_peak,
     plot_bound_breakdown,
     plot_measured_vs_simulated,
@@ -124,6 +125,22 @@ def test_achieved_vs_peak_bars_are_the_longest_tensor_ops(b200):
     ax = plot_achieved_vs_peak(many, b200).axes[0]
     assert len(ax.patches) == MAX_BARS
     assert ax.get_yticklabels()[-1].get_text() == f"g{MAX_BARS - 1} [bf16] r0"
+
+
+def test_identical_kernels_on_many_ranks_are_one_bar_ranked_by_total_time(b200):
+    same = {"op": "gemm", "time_s": 1e-4, "flops": 1e11, "peak_tflops": 2250.0, "dtype": "bf16",
+            "bound": "compute"}
+    rows = [{"name": f"r{r}.L{layer}.qkv", "rank": r, "start_s": layer * 1e-4, **same}
+            for r in range(4) for layer in range(3)]
+    rows.append({"name": "r0.lm_head", "op": "gemm", "rank": 0, "start_s": 3e-4, "time_s": 5e-4,
+                 "flops": 1e12, "peak_tflops": 2250.0, "dtype": "bf16"})
+    f = results_frame(rows)
+    kernels = distinct_kernels(f)
+    assert kernels[["name", "count"]].values.tolist() == [["r0.L0.qkv", 12], ["r0.lm_head", 1]]
+    assert kernels["total_time_s"].tolist() == pytest.approx([1.2e-3, 5e-4])
+    ax = plot_achieved_vs_peak(f, b200).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["r0.L0.qkv [bf16] x12", "r0.lm_head [bf16] r0"]
+    assert len(ax.patches) == 2
 
 
 def test_bound_breakdown_totals_are_the_time_shares(b200):
