@@ -4,7 +4,9 @@
 What becomes an op (CPU events of category ``cpu_op``, the outermost one on its thread when they
 nest, e.g. ``aten::linear`` -> ``aten::matmul`` -> ``aten::mm`` gives one GEMM):
 
-- GEMMs: ``aten::mm``, ``addmm``, ``bmm``, ``baddbmm``, ``matmul``, ``linear``, ``_scaled_mm``.
+- GEMMs: ``aten::mm``, ``addmm``, ``bmm``, ``baddbmm``, ``matmul``, ``linear``, ``_scaled_mm``,
+  ``_grouped_mm`` (a 2-D A split over B's groups by offsets the profile does not record: rows are
+  taken as evenly split, m = ceil(rows / groups)).
   Shapes come from the event's ``Input Dims``: ``linear(x[..., in], W[out, in])`` is m = prod of
   x's leading dims, n = out, k = in; ``matmul`` follows numpy broadcasting (a 2-D right operand
   folds the left operand's batch dims into m; two >= 3-D operands give a batched GEMM).

@@ -16,7 +16,7 @@ from typing import Any
 from blackwell_sim.errors import BlackwellSimError
 
 GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
-            "aten::_scaled_mm")
+            "aten::_scaled_mm", "aten::_grouped_mm")
 #: attention op -> (index of q in the inputs, index of is_causal, backward, kernel, layout of q/k/v):
 #: ATen ``_scaled_dot_product_*`` schemas take [batch, heads, seq, head_dim] ("bhsd"); the
 #: flash-attn 2.6+ custom ops (``flash_attn::_flash_attn_forward(q, k, v, dropout_p, softmax_scale,
@@ -131,6 +131,12 @@ def gemm_shape(source: str, ev: Event) -> dict[str, int]:
         if len(a) != 3 or len(b) != 3 or a[0] != b[0]:
             raise bad(source, ev, f"expected [b, m, k] x [b, k, n], got {a} x {b}")
         batch, m, k, n, kb = a[0], a[1], a[2], b[2], b[1]
+    elif name == "aten::_grouped_mm":  # MoE experts: A [tokens, k] split by offsets over B [groups, k, n]
+        a, b = _dims(source, ev, 2, ((2, 3), (3,)))
+        batch, k, n, kb = b[0], a[-1], b[2], b[1]
+        m = a[1] if len(a) == 3 else -(-a[0] // max(1, batch))  # 2-D A: balanced groups (offsets unknown)
+        if len(a) == 3 and a[0] != batch:
+            raise bad(source, ev, f"expected [g, m, k] x [g, k, n], got {a} x {b}")
     elif name == "aten::linear":
         x, w = _dims(source, ev, 2, (tuple(range(1, 9)), (1, 2)))
         if len(w) == 1:

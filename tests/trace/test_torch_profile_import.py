@@ -275,3 +275,10 @@ def test_flash_attn_package_ops_use_batch_seq_heads_layout(tmp_path):
         assert (op["batch"], op["heads"], op["kv_heads"], op["seq_q"], op["seq_kv"], op["head_dim"], op["causal"],
                 op["kernel"]) == (2, 8, 2, 128, 256, 64, True, "fa2")
     assert (fwd["backward"], bwd["backward"]) == (False, True)
+
+
+def test_grouped_mm_for_moe_experts(tmp_path):
+    b = Builder().op("aten::_grouped_mm", 0, 10, [[1000, 64], [8, 64, 32], [8]])
+    b.op("aten::_grouped_mm", 20, 10, [[8, 125, 64], [8, 64, 32]])
+    ops = _import(tmp_path, b)
+    assert [(o["batch"], o["m"], o["n"], o["k"]) for o in ops] == [(8, 125, 32, 64)] * 2
