@@ -126,3 +126,17 @@ def test_atomic_writer_keeps_the_old_file_when_writing_fails(tmp_path):
         write_atomic(target, boom)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]
+
+
+def test_empty_frame_report_folder(tmp_path):
+    import json
+
+    import blackwell_sim as bs
+    from blackwell_sim.report import write_report
+
+    out = write_report(empty_frame(), bs.load_config("b200"), tmp_path)
+    assert out["ops"] == 0 and out["achieved_tflops"] is None and out["formats"] == {}
+    pd.testing.assert_frame_equal(read_results_csv(tmp_path / "results.csv"), empty_frame(), check_exact=True)
+    doc = json.loads((tmp_path / "timeline.json").read_text())
+    assert doc["traceEvents"] == []
+    assert (tmp_path / "roofline.png").stat().st_size > 0
