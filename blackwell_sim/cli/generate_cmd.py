@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Megatron sequence parallelism (TP all-gather / reduce-scatter instead of all-reduce)")
     p.add_argument("--distributed-optimizer", action="store_true",
                    help="ZeRO-1: reduce-scatter gradients, shard Adam over DP, all-gather the weights")
+    p.add_argument("--recompute", action="store_true",
+                   help="full activation recomputation (each block's forward re-runs before its backward)")
     p.add_argument("--recipe", default="bf16", choices=sorted(FORMAT_RECIPES), metavar="R",
                    help=f"GEMM format recipe: {', '.join(FORMAT_RECIPES)} (default bf16)")
     p.add_argument("--layers", type=_layers, default=None, metavar="N|i,j",
@@ -83,7 +85,7 @@ def run_generate(args: argparse.Namespace) -> dict:
     doc = generate(spec, mode=args.mode, batch=args.batch, seq=args.seq, kv_len=args.kv_len, tp=args.tp,
                    dp=args.dp, ep=args.ep, pp=args.pp, recipe=args.recipe, layers=args.layers,
                    microbatches=args.microbatches, sequence_parallel=args.sequence_parallel,
-                   distributed_optimizer=args.distributed_optimizer, system=args.system, config=args.config)
+                   distributed_optimizer=args.distributed_optimizer, recompute=args.recompute, system=args.system, config=args.config)
     out = write_trace(doc, args.output)
     ops = doc["ops"]
     counts = {kind: sum(op["op"] == kind for op in ops) for kind in ("gemm", "attention", "elementwise")}

@@ -121,3 +121,17 @@ def test_bad_arguments_one_line(kwargs, message):
 def test_moe_ep_arguments():
     with pytest.raises(BlackwellSimError, match="argument 'ep': 4 does not divide dp \\(2\\)"):
         generate("deepseek-v3-like", batch=2, dp=2, ep=4, layers=[3])
+
+
+def test_full_recompute_reruns_each_block_forward_before_its_backward():
+    plain = generate("llama3-8b", batch=1, seq=256, layers=2)
+    rec = generate("llama3-8b", batch=1, seq=256, layers=2, recompute=True)
+    fwd = flops([o for o in gemms(plain) if o["phase"] == "fwd"])
+    assert flops(gemms(rec)) == flops(gemms(plain)) + fwd
+    names = [o["name"] for o in rec["ops"]]
+    for layer in (0, 1):
+        assert names.index(f"r0.L{layer}.recompute.qkv") < names.index(f"r0.L{layer}.bwd.down.dgrad")
+    assert names.index("r0.L1.bwd.qkv.wgrad") < names.index("r0.L0.recompute.attn_norm")
+    assert {o["phase"] for o in rec["ops"] if ".recompute." in o["name"]} == {"recompute"}
+    with pytest.raises(BlackwellSimError, match="argument 'recompute': expected true or false"):
+        generate("llama3-8b", layers=1, recompute="yes")

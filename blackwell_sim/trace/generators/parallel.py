@@ -117,7 +117,8 @@ def _default_platform(ranks: int) -> dict:
                             f"pass system=... (the largest bundled one, gb200-nvl72, has 72)")
 
 
-def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_head, mode, distributed_optimizer):
+def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_head, mode, distributed_optimizer,
+                    recompute):
     """The item list of one rank of pipeline stage ``stage`` (before rank-specific naming)."""
     last = stage == layout.pp - 1
     act_bytes = sh.norm_tokens * spec.hidden * tf.ACT_BYTES  # a sequence shard with SP
@@ -179,6 +180,8 @@ def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_h
             if final:
                 items += grad_sync(spec.hidden * -(-spec.vocab // layout.tp) + spec.hidden, "dp", "head.grad")
         for layer in reversed(stage_layers):
+            if recompute:
+                items += tf.layer_forward(spec, layer, sh, phase="recompute")
             items += tf.layer_backward(spec, layer, sh)
             if final:
                 dense, expert = tf.layer_params(spec, layer, layout.tp, layout.ep)
@@ -218,7 +221,7 @@ def _tags(name: str) -> dict:
     second = parts[1] if len(parts) > 1 else ""
     if head == "optim" or second.startswith("param"):
         phase = "optim"
-    elif second in ("fwd", "bwd"):
+    elif second in ("fwd", "bwd", "recompute"):
         phase = second
     else:
         phase = "bwd" if "grad" in second else None
@@ -300,7 +303,7 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
              kv_len: int | None = None, tp: int = 1, dp: int = 1, ep: int = 1, pp: int = 1,
              recipe: str | Mapping = "bf16", layers: int | Sequence[int] | None = None,
              microbatches: int | None = None, embed_head: bool | None = None,
-             sequence_parallel: bool = False, distributed_optimizer: bool = False,
+             sequence_parallel: bool = False, distributed_optimizer: bool = False, recompute: bool = False,
              system: str | Mapping | None = None, config: str | Mapping | None = None) -> dict:
     """A trace document (``{name, description, system|config, ops}``) for one step of ``model``.
 
@@ -314,6 +317,8 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
     ``sequence_parallel``: Megatron sequence parallelism (all-gather / reduce-scatter instead of
     all-reduce; norms on a sequence shard). ``distributed_optimizer``: ZeRO-1 (gradients
     reduce-scattered, each rank updates 1 / dp of the weights, updated weights all-gathered).
+    ``recompute``: full activation recomputation (each block's forward runs again right before its
+    backward; Chen et al., arXiv 1604.06174; Megatron's ``--recompute-granularity full``).
     ``system`` / ``config``: the platform preset; by default ``b200`` for one rank,
     ``hgx-b200-8`` up to 8 and ``gb200-nvl72`` up to 72.
     """
@@ -358,7 +363,8 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
     layout = Layout(tp, pp, dp, ep)
     platform = {"system": system} if system is not None else {"config": config} if config is not None \
         else _default_platform(layout.ranks)
-    for name, flag in (("sequence_parallel", sequence_parallel), ("distributed_optimizer", distributed_optimizer)):
+    for name, flag in (("sequence_parallel", sequence_parallel), ("distributed_optimizer", distributed_optimizer),
+                       ("recompute", recompute)):
         if not isinstance(flag, bool):
             raise BlackwellSimError(f"generate: argument '{name}': expected true or false, got {flag!r}")
     sh = tf.RankShape(mode, local_batch // microbatches, seq_new, seq_kv, tp, ep, fmt, spec.layers,
@@ -370,7 +376,7 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
         stages.append(chosen[start:start + n])
         start += n
     stage_prog = [_stage_programs(spec, stages[s], s, layout, sh, microbatches, embed_head, mode,
-                                  distributed_optimizer) for s in range(pp)]
+                                  distributed_optimizer, recompute) for s in range(pp)]
     programs = {r: stage_prog[layout.coords(r)[1]] for r in range(layout.ranks)}
     ops = weave(programs, layout)
     what = f"{len(chosen)} of {spec.layers} blocks" if layers is not None else "whole model"
@@ -379,6 +385,6 @@ def generate(model: str | Mapping | ModelSpec, mode: str = "train", batch: int =
                             + (f", kv {seq_kv}" if mode != "train" else "")
                             + f", TP{tp}{' (SP)' if sequence_parallel and tp > 1 else ''} PP{pp} DP{dp}"
                               f"{' (distributed optimizer)' if distributed_optimizer and dp > 1 else ''} EP{ep}, "
-                              f"{microbatches} micro-batch(es), "
+                              f"{microbatches} micro-batch(es){', full recompute' if recompute else ''}, "
                               f"recipe {fmt.name}; generated by blackwell_sim.trace.generators"),
             "ops": ops}

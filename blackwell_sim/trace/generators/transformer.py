@@ -228,12 +228,13 @@ def _waiting(item: dict, label: str | None) -> dict:
     return item
 
 
-def layer_forward(spec: ModelSpec, layer: int, sh: RankShape) -> list[dict]:
+def layer_forward(spec: ModelSpec, layer: int, sh: RankShape, phase: str = "fwd") -> list[dict]:
     """One block's forward on one rank: norm, attention projections, RoPE, attention, output
-    projection, residual, norm, FFN or MoE, residual, with the TP / SP / EP communication."""
+    projection, residual, norm, FFN or MoE, residual, with the TP / SP / EP communication.
+    ``phase`` names the pass (``recompute``: the forward re-run before the backward)."""
     from blackwell_sim.trace.generators.moe import moe_forward
 
-    t, tn, h, tag = sh.tokens, sh.norm_tokens, spec.hidden, f"L{layer}.fwd"
+    t, tn, h, tag = sh.tokens, sh.norm_tokens, spec.hidden, f"L{layer}.{phase}"
     dtype, numerics = sh.recipe.linear_format(layer, sh.n_layers)
     lins = {lin.name: lin for lin in layer_linears(spec, layer, sh.tp, sh.ep)}
     full = t * h * ACT_BYTES
@@ -242,7 +243,7 @@ def layer_forward(spec: ModelSpec, layer: int, sh: RankShape) -> list[dict]:
     items += [_linear_fwd(lin, t, 1, dtype, numerics, tag) for lin in attn[:-1]]
     qk = t * (spec.heads + spec.n_kv_heads) // sh.tp * spec.dim_per_head * ACT_BYTES
     items.append(_elementwise(f"{tag}.rope", qk, qk, 3 * qk / ACT_BYTES))
-    if sh.mode != "train":
+    if sh.mode != "train":  # inference appends the new tokens' keys and values to the cache
         if spec.mla is not None:  # MLA caches the compressed latent and the RoPE key per token
             kv = t * (spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim) * ACT_BYTES
         else:
