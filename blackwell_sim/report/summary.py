@@ -19,7 +19,8 @@ Keys of :func:`summarize` (the contract; docs/report.md):
 - ``energy_j``: summed ``energy_j`` of the rows that have it (the ops' own energy; idle gaps
   between ops are not counted), ``None`` when no row has it; ``energy_rows`` counts those rows.
 - ``measured``: for rows with ``measured_s``: ``{rows, measured_time_s, simulated_time_s,
-  mape_pct}`` (mean absolute percentage error of simulated vs measured), else ``None``.
+  mape_pct, by_op}`` (mean absolute percentage error of simulated vs measured; ``by_op`` has the
+  same four keys per op kind), else ``None``.
 - ``functional``: for rows with ``sqnr_db``: ``{rows, min_sqnr_db, median_sqnr_db,
   max_rel_error, functional_s}``, else ``None``.
 - ``cached_rows``: rows whose result came from the per-op memo.
@@ -123,6 +124,12 @@ def _measured(frame: pd.DataFrame) -> dict | None:
                  & (frame["measured_s"] > 0)]
     if rows.empty:
         return None
+    out = _error_stats(rows)
+    out["by_op"] = {str(kind): _error_stats(group) for kind, group in rows.groupby("op", sort=True)}
+    return out
+
+
+def _error_stats(rows: pd.DataFrame) -> dict:
     measured = rows["measured_s"].to_numpy(dtype=float)
     simulated = rows["time_s"].to_numpy(dtype=float)
     return {"rows": len(rows), "measured_time_s": float(measured.sum()),
@@ -191,6 +198,9 @@ def format_summary(summary: dict) -> str:
     if m:
         lines.append(f"measured vs simulated ({m['rows']} rows): measured {_time(m['measured_time_s'])}, "
                      f"simulated {_time(m['simulated_time_s'])}, MAPE {m['mape_pct']:.1f}%")
+        if len(m["by_op"]) > 1:
+            lines.append("  by op: " + ", ".join(f"{kind} {v['rows']} rows MAPE {v['mape_pct']:.1f}%"
+                                                 for kind, v in m["by_op"].items()))
     fn = s.get("functional")
     if fn:
         lines.append(f"functional ({fn['rows']} rows): SQNR min {_num(fn['min_sqnr_db'], '.1f')} dB, "

@@ -86,9 +86,24 @@ def test_bound_shares_bytes_energy_measured_functional(b200):
     m = s["measured"]
     assert m["rows"] == 2 and m["measured_time_s"] == pytest.approx(1.75e-3)
     assert m["mape_pct"] == pytest.approx(100 * (0.25 / 1.25 + 0.5 / 0.5) / 2)
+    assert list(m["by_op"]) == ["gemm"] and m["by_op"]["gemm"]["mape_pct"] == pytest.approx(m["mape_pct"])
     fn = s["functional"]
     assert fn == pytest.approx({"rows": 2, "min_sqnr_db": 18.0, "median_sqnr_db": 19.0,
                                 "max_rel_error": 0.2, "functional_s": 0.75})
+
+
+def test_measured_error_per_op_kind(b200):
+    f = results_frame([
+        {"name": "g", "op": "gemm", "start_s": 0.0, "time_s": 1e-3, "measured_s": 2e-3},
+        {"name": "a", "op": "attention", "start_s": 1e-3, "time_s": 3e-3, "measured_s": 2e-3},
+        {"name": "n", "op": "memcpy", "start_s": 4e-3, "time_s": 1e-3}])
+    m = summarize(f, b200)["measured"]
+    assert m["rows"] == 2 and m["mape_pct"] == pytest.approx(50.0)
+    assert m["by_op"] == {"attention": {"rows": 1, "measured_time_s": 2e-3, "simulated_time_s": 3e-3,
+                                        "mape_pct": pytest.approx(50.0)},
+                          "gemm": {"rows": 1, "measured_time_s": 2e-3, "simulated_time_s": 1e-3,
+                                   "mape_pct": pytest.approx(50.0)}}
+    assert "  by op: attention 1 rows MAPE 50.0%, gemm 1 rows MAPE 50.0%" in format_summary(summarize(f, b200))
 
 
 def test_absent_quantities_are_null_not_zero(b200):
