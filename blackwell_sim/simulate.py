@@ -114,6 +114,4 @@ def simulate(trace: Any, config: Any = None, fidelity: str = "fast", *, function
     wall_s = time.perf_counter() - t0
     frame.attrs["sim_wall_s"] = wall_s
     summary = summarize(frame, cfg, sim_wall_s=wall_s)
-    if tr.name:
-        summary["trace"] = tr.name
     return SimulationResult(ops=frame, summary=summary, trace=tr, config=cfg)

@@ -3,7 +3,8 @@
 With no TRACE it runs the bundled default (:data:`DEFAULT_TRACE`, a Llama-3-8B training layer
 on B200 in NVFP4). Writes ``--out`` (default ``blackwell-sim-out``) atomically: results.csv,
 summary.json, timeline.json (open it in ui.perfetto.dev) and the plots; prints the summary
-table (or, with ``--json``, one JSON object: the summary plus ``out`` and ``files``). A progress
+table (or, with ``--json``, one JSON object: the summary plus ``trace_file``, ``out`` and
+``files``). A progress
 bar (tqdm) appears on stderr when the simulation takes more than :data:`PROGRESS_DELAY_S`.
 """
 
@@ -80,7 +81,7 @@ def run_trace(args: argparse.Namespace) -> dict:
     text = (format_summary(result.summary).rstrip("\n")
             + f"\nwrote {out}/: " + ", ".join(p.name for p in files)
             + f"\nopen {out / 'timeline.json'} in https://ui.perfetto.dev")
-    return {"json": {**result.summary, "trace": str(trace), "out": str(out),
+    return {"json": {**result.summary, "trace_file": str(trace), "out": str(out),
                      "files": [str(p) for p in files]}, "text": text}
 
 

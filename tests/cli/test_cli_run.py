@@ -53,7 +53,7 @@ def test_json_is_one_object_with_the_summary_and_files(cli, small_trace, tmp_pat
     assert data["ops"] == 3 and data["cached_rows"] == 1 and data["out"] == str(out)
     assert {p.split("/")[-1] for p in data["files"]} == REPORT_FILES
     assert {p.name for p in out.iterdir()} == REPORT_FILES
-    assert data == {**json.loads((out / "summary.json").read_text()), "trace": str(small_trace),
+    assert data == {**json.loads((out / "summary.json").read_text()), "trace_file": str(small_trace),
                     "out": str(out), "files": data["files"]}
 
 
