@@ -60,12 +60,13 @@ def chrome_trace(frame: pd.DataFrame, extra_events: Sequence[dict] | None = None
     tids = stream_tids(frame["stream"].astype(str))
     ranks = sorted(int(r) for r in frame["rank"].unique())
     events: list[dict] = []
+    lanes = set(zip(frame["rank"].astype(int), frame["stream"].astype(str)))
     for rank in ranks:
         events.append({"name": "process_name", "ph": "M", "pid": rank, "tid": 0,
                        "args": {"name": f"GPU {rank}"}})
         events.append({"name": "process_sort_index", "ph": "M", "pid": rank, "tid": 0,
                        "args": {"sort_index": rank}})
-        for stream in sorted(set(frame.loc[frame["rank"] == rank, "stream"]), key=tids.get):
+        for stream in sorted((st for r, st in lanes if r == rank), key=tids.get):
             events.append({"name": "thread_name", "ph": "M", "pid": rank, "tid": tids[stream],
                            "args": {"name": stream}})
             events.append({"name": "thread_sort_index", "ph": "M", "pid": rank, "tid": tids[stream],
@@ -74,6 +75,7 @@ def chrome_trace(frame: pd.DataFrame, extra_events: Sequence[dict] | None = None
     events.extend(e for e in extra if e["ph"] == "M")
     slices = _op_events(frame, tids) + [e for e in extra if e["ph"] != "M"]
     slices.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], e.get("dur", 0.0), e["name"]))
+    _check_threads(slices)
     events.extend(slices)
     return {"traceEvents": events, "displayTimeUnit": "ns",
             "otherData": {"generator": "blackwell-sim", "title": title or ""}}
@@ -99,6 +101,23 @@ def _op_events(frame: pd.DataFrame, tids: dict[str, int]) -> list[dict]:
         out.append({"name": names[i], "cat": kinds[i], "ph": "X", "pid": pids[i], "tid": thread[i],
                     "ts": ts[i], "dur": dur[i], "args": args})
     return out
+
+
+def _check_threads(slices: list[dict]) -> None:
+    """Raise if two sorted slices on one (pid, tid) overlap (compared in whole nanoseconds); the op
+    slices cannot (the frame's streams were checked), so this catches extra events put on an op
+    thread or overlapping each other."""
+    prev_key, prev_end, prev_name = None, 0, ""
+    for e in slices:
+        key = (e["pid"], e["tid"])
+        start = round(e["ts"] * 1000)
+        if key == prev_key and start < prev_end:
+            raise BlackwellSimError(f"timeline: events {prev_name!r} and {e['name']!r} overlap on "
+                                    f"pid {key[0]} tid {key[1]} at {e['ts']} us")
+        if key != prev_key or start + round(e.get("dur", 0.0) * 1000) > prev_end:
+            prev_end = start + round(e.get("dur", 0.0) * 1000)
+            prev_name = e["name"]
+        prev_key = key
 
 
 def _checked_extra(extra: Sequence[dict]) -> list[dict]:

@@ -101,6 +101,9 @@ def test_extra_events_are_checked_and_merged_in_order():
     doc = chrome_trace(frame(), extra)
     slices = check_chrome_trace(doc)
     assert [e["name"] for e in slices if e["tid"] == 7] == ["early", "late"]
+    on_op_thread = [{"name": "intruder", "ph": "X", "pid": 0, "tid": 0, "ts": 1.0, "dur": 0.25}]
+    with pytest.raises(BlackwellSimError, match=r"events 'qkv' and 'intruder' overlap on pid 0 tid 0 at 1.0 us"):
+        chrome_trace(frame(), on_op_thread)
     with pytest.raises(BlackwellSimError, match=r"extra timeline event 0: missing field 'dur'"):
         chrome_trace(frame(), [{"name": "x", "ph": "X", "pid": 0, "tid": 9, "ts": 1.0}])
     with pytest.raises(BlackwellSimError, match=r"extra timeline event 0: field 'ts' must be a finite"):
