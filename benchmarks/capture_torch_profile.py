@@ -13,6 +13,10 @@ fixture's test computes the expected GEMM / attention shapes from that descripti
 importer.
 
 Run: PYTHONUNBUFFERED=1 python3 benchmarks/capture_torch_profile.py   (needs torch with CUDA)
+     ... capture_torch_profile.py --world 2   (one trace per rank with real NCCL collectives: a
+     1-layer block (hidden 1024, 16 heads, FFN 4096, batch 2 x seq 512) forward/backward, then an
+     all-reduce of the gradients, all-gather, reduce-scatter, all-to-all and broadcast of known
+     sizes; $OUT/torch_profile_rank<r>.json.gz and $OUT/capture_ranks_meta.json)
 Env: OUT (output folder, default /tmp).
 """
 import gzip
@@ -20,13 +24,105 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
 OUT = os.environ.get("OUT", "/tmp")
+
+# ---- multi-rank capture (--world N): one trace per rank with real NCCL collectives ----------------
+RANKS_CFG = {"hidden": 1024, "heads": 16, "ffn": 4096, "batch": 2, "seq": 512, "dtype": "bf16",
+             "collective_elements": {"all_gather_in": 1 << 20, "reduce_scatter_in": 1 << 21,
+                                     "all_to_all": 1 << 21, "broadcast": 1 << 20}}
+
+
+class RankBlock(nn.Module):
+    def __init__(self, h, heads, ffn):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(h, 3 * h, bias=False)
+        self.proj = nn.Linear(h, h, bias=False)
+        self.fc1 = nn.Linear(h, ffn, bias=False)
+        self.fc2 = nn.Linear(ffn, h, bias=False)
+
+    def forward(self, x):
+        b, s, h = x.shape
+        q, k, v = (t.view(b, s, self.heads, h // self.heads).transpose(1, 2) for t in self.qkv(x).split(h, -1))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, s, h)
+        x = x + self.proj(a)
+        return x + self.fc2(F.gelu(self.fc1(x)))
+
+
+def rank_worker(rank, world, out):
+    os.environ.update(NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NVSHMEM_DISABLE_NVLS="1")
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method="tcp://127.0.0.1:29533", rank=rank, world_size=world)
+    dev = torch.device("cuda", rank)
+    torch.manual_seed(0)
+    model = RankBlock(RANKS_CFG["hidden"], RANKS_CFG["heads"], RANKS_CFG["ffn"]).to(dev, torch.bfloat16)
+    x = torch.randn(RANKS_CFG["batch"], RANKS_CFG["seq"], RANKS_CFG["hidden"], device=dev, dtype=torch.bfloat16)
+    n = RANKS_CFG["collective_elements"]
+    ag_in = torch.ones(n["all_gather_in"], device=dev, dtype=torch.bfloat16)
+    ag_out = torch.empty(n["all_gather_in"] * world, device=dev, dtype=torch.bfloat16)
+    rs_in = torch.ones(n["reduce_scatter_in"], device=dev, dtype=torch.bfloat16)
+    rs_out = torch.empty(n["reduce_scatter_in"] // world, device=dev, dtype=torch.bfloat16)
+    a2a_in = torch.ones(n["all_to_all"], device=dev, dtype=torch.bfloat16)
+    a2a_out = torch.empty_like(a2a_in)
+    bc = torch.ones(n["broadcast"], device=dev, dtype=torch.bfloat16)
+
+    def step():
+        model(x).float().square().mean().backward()
+        flat = torch.cat([p.grad.flatten() for p in model.parameters()])
+        dist.all_reduce(flat)
+        dist.all_gather_into_tensor(ag_out, ag_in)
+        dist.reduce_scatter_tensor(rs_out, rs_in)
+        dist.all_to_all_single(a2a_out, a2a_in)
+        dist.broadcast(bc, src=0)
+        model.zero_grad(set_to_none=True)
+        return flat.numel()
+
+    for _ in range(2):
+        step()
+    torch.cuda.synchronize()
+    dist.barrier()
+    acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=acts, record_shapes=True) as prof:
+        grads = step()
+        torch.cuda.synchronize()
+    raw = f"/tmp/torch_profile_rank{rank}.json"
+    prof.export_chrome_trace(raw)
+    with open(raw, "rb") as fin, gzip.GzipFile(os.path.join(out, f"torch_profile_rank{rank}.json.gz"), "wb",
+                                               mtime=0) as fout:
+        shutil.copyfileobj(fin, fout)
+    if rank == 0:
+        names = sorted({e.key for e in prof.key_averages() if e.key.startswith(("c10d::", "nccl:", "record_param"))})
+        meta = {"config": RANKS_CFG, "world": world, "grad_elements": grads, "torch": torch.__version__,
+                "nccl": ".".join(map(str, torch.cuda.nccl.version())), "device": torch.cuda.get_device_name(0),
+                "comm_op_names": names}
+        with open(os.path.join(out, "capture_ranks_meta.json"), "w") as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+        print(json.dumps(meta, indent=1, sort_keys=True), flush=True)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def capture_ranks(world: int) -> None:
+    out = os.environ.get("OUT", "/tmp")
+    os.makedirs(out, exist_ok=True)
+    # fork (CUDA is not initialised in the parent yet): the children do not re-run this script
+    mp.start_processes(rank_worker, args=(world, out), nprocs=world, join=True, start_method="fork")
+
+
+if "--world" in sys.argv:
+    capture_ranks(int(sys.argv[sys.argv.index("--world") + 1]))
+    sys.exit(0)
+
+# ---- single-GPU capture ----------------------------------------------------------------------------
 os.makedirs(OUT, exist_ok=True)
 CFG = {"layers": 2, "hidden": 1024, "heads": 16, "ffn": 4096, "vocab": 8192, "batch": 4, "seq": 1024,
        "dtype": "bf16", "causal": True,
@@ -83,7 +179,6 @@ targets = torch.randint(0, CFG["vocab"], (CFG["batch"], CFG["seq"]), device=dev)
 
 dist_ok = False
 try:
-    import torch.distributed as dist
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
     dist.init_process_group("nccl", init_method="tcp://127.0.0.1:29517", rank=0, world_size=1)
     dist_ok = True
