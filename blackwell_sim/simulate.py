@@ -81,14 +81,21 @@ def resolve_config(trace: Trace, config: Any = None, overrides: Mapping | None =
             raise BlackwellSimError("overrides: pass a config name or mapping, not a loaded config, "
                                     "together with overrides")
         return config
+    key = None
     if config is None:
+        key = "system" if trace.system is not None else "config"
         config = trace.system if trace.system is not None else trace.config
         if isinstance(config, str) and trace.base_dir is not None and config.endswith((".yaml", ".yml")):
             candidate = trace.base_dir / config
             config = str(candidate) if candidate.exists() else config
     if config is None:
         config = DEFAULT_CONFIG
-    return load_config(config, overrides=dict(overrides or {}))
+    try:
+        return load_config(config, overrides=dict(overrides or {}))
+    except BlackwellSimError as exc:
+        if key is None:
+            raise
+        raise BlackwellSimError(f"{trace.source}: {key}: {exc}") from None
 
 
 def simulate(trace: Any, config: Any = None, fidelity: str = "fast", *, functional: str | None = None,

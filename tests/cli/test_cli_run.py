@@ -103,6 +103,14 @@ def test_bad_traces_fail_with_one_line_and_status_2(cli, tmp_path, doc, message)
     assert not (tmp_path / "out").exists()
 
 
+def test_bad_config_in_the_trace_names_the_trace(cli, tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("config: b2000\nops:\n- {op: memcpy, bytes: 8}\n")
+    result = cli("run", str(path), "-o", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert f"{path}: config: preset 'b2000': unknown preset (did you mean 'b200'?)" in result.stderr
+
+
 def test_missing_trace_file_and_bad_choice(cli, tmp_path):
     result = cli("run", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "nope.yaml: no such trace file" in result.stderr
