@@ -30,8 +30,8 @@ import time
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 OUT = os.environ.get("OUT", "/tmp")
 
@@ -182,7 +182,7 @@ try:
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
     dist.init_process_group("nccl", init_method="tcp://127.0.0.1:29517", rank=0, world_size=1)
     dist_ok = True
-except Exception as exc:  # the rest of the capture does not depend on it
+except Exception as exc:  # noqa: BLE001 (the rest of the capture does not depend on it)
     meta["parts"]["all_reduce_error"] = f"{type(exc).__name__}: {exc}"
 
 x_bmm = torch.randn(64, 1024, 64, device=dev, dtype=torch.bfloat16)
@@ -208,7 +208,7 @@ def step(trace_parts: bool):
             torch._scaled_mm(a8, w8.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
             if trace_parts:
                 meta["parts"]["scaled_mm"] = True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (recorded in the meta file; the capture goes on)
             meta["parts"]["scaled_mm_error"] = f"{type(exc).__name__}: {exc}"
 
 

@@ -52,8 +52,17 @@ from pathlib import Path
 from typing import Any
 
 from blackwell_sim.errors import BlackwellSimError
-from blackwell_sim.trace.torch_profile_ops import (ATTENTION_OPS, COMMS_EVENT, DEVICE_PRESETS, GEMM_OPS, SYSTEM_PRESETS,
-                                                   Event, attention_fields, collective_fields, gemm_fields)
+from blackwell_sim.trace.torch_profile_ops import (
+    ATTENTION_OPS,
+    COMMS_EVENT,
+    DEVICE_PRESETS,
+    GEMM_OPS,
+    SYSTEM_PRESETS,
+    Event,
+    attention_fields,
+    collective_fields,
+    gemm_fields,
+)
 
 _BACKWARD_SCOPE = "autograd::engine::evaluate_function"
 

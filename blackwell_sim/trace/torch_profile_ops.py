@@ -69,7 +69,7 @@ _BACKWARD_SCOPE = "autograd::engine::evaluate_function"
 class Event:
     """One Chrome-trace event: its index in ``traceEvents``, name, [ts, end] in us, thread, args."""
 
-    __slots__ = ("index", "name", "ts", "end", "thread", "args")
+    __slots__ = ("args", "end", "index", "name", "thread", "ts")
 
     def __init__(self, index: int, raw: Mapping):
         self.index = index

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from blackwell_sim.errors import BlackwellSimError
-from blackwell_sim.trace.generators import (FORMAT_RECIPES, get_format_recipe, load_model, model_names,
-                                            parameter_count)
+from blackwell_sim.trace.generators import FORMAT_RECIPES, get_format_recipe, load_model, model_names, parameter_count
 
 
 def test_bundled_models_are_package_data():

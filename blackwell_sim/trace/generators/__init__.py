@@ -12,5 +12,17 @@ from blackwell_sim.trace.generators.models import MLASpec, ModelSpec, MoESpec, l
 from blackwell_sim.trace.generators.parallel import MODES, Layout, generate
 from blackwell_sim.trace.generators.recipes import FORMAT_RECIPES, FormatRecipe, get_format_recipe
 
-__all__ = ["FORMAT_RECIPES", "FormatRecipe", "Layout", "MLASpec", "MODES", "ModelSpec", "MoESpec", "generate",
-           "get_format_recipe", "load_model", "model_names", "parameter_count"]
+__all__ = [
+           "FORMAT_RECIPES",
+           "MODES",
+           "FormatRecipe",
+           "Layout",
+           "MLASpec",
+           "MoESpec",
+           "ModelSpec",
+           "generate",
+           "get_format_recipe",
+           "load_model",
+           "model_names",
+           "parameter_count",
+]

@@ -13,9 +13,20 @@ experts are split like a dense FFN.
 from __future__ import annotations
 
 from blackwell_sim.trace.generators.models import ModelSpec, ceil_div
-from blackwell_sim.trace.generators.transformer import (ACT_BYTES, RankShape, _comm, _elementwise, _gemm,
-                                                        _linear_bwd, _linear_fwd, column_parallel_backward,
-                                                        row_parallel_backward, swiglu, tp_enter, tp_exit)
+from blackwell_sim.trace.generators.transformer import (
+    ACT_BYTES,
+    RankShape,
+    _comm,
+    _elementwise,
+    _gemm,
+    _linear_bwd,
+    _linear_fwd,
+    column_parallel_backward,
+    row_parallel_backward,
+    swiglu,
+    tp_enter,
+    tp_exit,
+)
 
 
 def expert_rows(spec: ModelSpec, sh: RankShape) -> tuple[int, int]:

@@ -268,7 +268,7 @@ def weave(programs: dict[int, list[dict]], layout: Layout) -> list[dict]:
                         pending[r].append(key)
                 elif "_p2p" in item:
                     p = item["_p2p"]
-                    dp_i, stage, tp_i = layout.coords(r)
+                    dp_i, _, tp_i = layout.coords(r)
                     peer = layout.rank(dp_i, p["peer_stage"], tp_i)
                     src, dst = (r, peer) if p["op"] == "send" else (peer, r)
                     n = p2p_count.get((p["op"], src, dst), 0)
