@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "pipeline (--pp), data (--dp) and expert (--ep) parallel ranks. "
                                    f"Bundled models: {', '.join(model_names())}.")
     add_common(p, config=False)
+    next(a for a in p._actions if a.dest == "overrides").help = "override a model-description key, e.g. --set layers=4 --set ffn=16384 (repeatable)"
     p.add_argument("--model", "-m", default="llama3-8b", metavar="M",
                    help="bundled model name or model-description YAML (default llama3-8b)")
     p.add_argument("--mode", choices=MODES, default="train")

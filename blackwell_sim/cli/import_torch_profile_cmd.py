@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "scaled_dot_product_attention variants and NCCL collectives with their shapes "
                                    "and measured GPU kernel time (measured_s). Run it with `blackwell-sim run OUT`.")
     add_common(p, config=False)
+    next(a for a in p._actions if a.dest == "overrides").help = "accepted for uniformity; import-torch-profile has no configuration to override"
     p.add_argument("profiles", nargs="+", metavar="TRACE.json",
                    help="torch.profiler Chrome trace (.json or .json.gz); several files (one per rank of a "
                         "distributed run) import into one multi-GPU trace")
