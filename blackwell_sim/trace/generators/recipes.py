@@ -7,11 +7,12 @@ at each end of the model stay in BF16, and the formats of the LM head, the MoE r
 attention. Named recipes are in :data:`FORMAT_RECIPES`; a mapping with the same keys (optionally
 ``base: <name>``) builds a custom one.
 
-Sources: keeping the first and last blocks and the LM head in BF16 follows NVIDIA's NVFP4
-pretraining recipe (arXiv 2509.25149, "Pretraining Large Language Models with NVFP4": a small
-fraction of linear layers, at the end of the network, stays in BF16; the embedding, the LM head
-and attention's softmax/BMMs stay in higher precision). How many blocks to keep is a parameter; 1
-at each end is our default (an estimate, not the paper's per-model choice).
+Sources: NVIDIA's NVFP4 pretraining recipe (arXiv 2509.25149, "Pretraining Large Language Models
+with NVFP4") quantizes only the linear-layer GEMMs (fprop, dgrad, wgrad) and keeps "selective
+high-precision layers" (about 16% of the linear layers of its 12B model) in BF16; attention's
+BMMs, the embedding and the LM head stay in higher precision. Which blocks stay in BF16 is a
+parameter here; the first and the last block (``bf16_first_layers`` / ``bf16_last_layers`` = 1) is
+our default, an estimate, not the paper's per-model choice.
 """
 
 from __future__ import annotations
