@@ -19,8 +19,81 @@ class SwitchConfig:
     port_bandwidth_gbps: float = spec("bandwidth of one port, per direction", unit="GB/s", gt=0)
     latency_ns: float = spec("port-to-port latency through the chip", unit="ns", ge=0)
     nvls: bool = spec("in-switch reduction and multicast (NVLink SHARP / NVLS) available")
-    reduction_bandwidth_gbps: float = spec("in-switch reduction throughput per chip", unit="GB/s",
-                                           ge=0)
+    reduction_gflops: float = spec("in-switch reduction ALU throughput per chip: element additions "
+                                   "per second (any element width)", unit="GFLOP/s", ge=0)
+
+    @property
+    def bandwidth_gbps(self) -> float:
+        """Port bandwidth of the whole chip, per direction."""
+        return self.ports * self.port_bandwidth_gbps
+
+
+# NCCL's latency model (NVIDIA/nccl src/graph/tuning.cc, ncclTopoTuneModel, NVLink rows of baseLat
+# and hwLat): a ring costs base + steps x per-step latency, a tree base + 2 x hops x per-hop latency.
+_NCCL = "NCCL src/graph/tuning.cc (baseLat / hwLat, NVLink)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProtocolConfig:
+    """One NCCL protocol (LL, LL128 or Simple): its latencies and how much of each byte is data."""
+
+    data_fraction: float = spec("data bytes per byte stored and sent (LL: 4 of 8, a flag in each "
+                                "8-byte store; LL128: 120 of 128; Simple: 1)", gt=0, le=1)
+    ring_base_latency_us: float = spec(f"fixed latency of a ring collective [{_NCCL}]", unit="us", ge=0)
+    ring_step_latency_us: float = spec(f"latency added per ring step [{_NCCL}]", unit="us", ge=0)
+    tree_base_latency_us: float = spec(f"fixed latency of a tree collective [{_NCCL}]", unit="us", ge=0)
+    tree_step_latency_us: float = spec(f"latency added per tree hop [{_NCCL}]", unit="us", ge=0)
+
+
+LL = ProtocolConfig(data_fraction=0.5, ring_base_latency_us=3.6, ring_step_latency_us=0.47,
+                    tree_base_latency_us=4.4, tree_step_latency_us=0.52)
+LL128 = ProtocolConfig(data_fraction=120 / 128, ring_base_latency_us=10.0, ring_step_latency_us=1.9,
+                       tree_base_latency_us=4.4, tree_step_latency_us=1.2)
+SIMPLE = ProtocolConfig(data_fraction=1.0, ring_base_latency_us=8.4, ring_step_latency_us=3.4,
+                        tree_base_latency_us=0.0, tree_step_latency_us=28.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectiveConfig:
+    """The collective library (NCCL-like) running on the fabric.
+
+    Defaults are the Hopper values calibrated on our 2x H200 NCCL measurement
+    (shared/data/hopper/h200x2_nvlink_nccl.jsonl, see docs/validation.md "Collectives") and NCCL's
+    published latency table; system presets override what differs and cite why.
+    """
+
+    host_overhead_us: float = spec(
+        "host time of one collective call before its kernel starts on the GPU (framework dispatch, "
+        "NCCL enqueue, kernel launch); not overlapped when each call is timed alone. 30 us: the "
+        "small-message floor of the 2x H200 torch.distributed measurement (calibrated with "
+        "NCCL's LL latency on top; our measurement)", unit="us", ge=0, default=30.0)
+    channels: int = spec("NCCL channels (one CTA on one SM each) of a ring / tree / direct "
+                         "collective (NCCL on NVLink Hopper: 24 rings; estimate from NCCL logs)",
+                         ge=1, le=128, default=24)
+    channel_bandwidth_gbps: float = spec(
+        "bytes one channel's CTA loads and stores per second (FIFO and input reads, local and "
+        "remote stores); with the per-collective count of memory operations per link byte this "
+        "bounds a collective by its SMs. Calibrated on the 2x H200 all-reduce / all-gather "
+        "plateaus (our measurement)", unit="GB/s", gt=0, default=55.0)
+    nvls_enabled: bool = spec("let all-reduce use NVLS (in-switch reduction) where the switch "
+                              "supports it", default=True)
+    nvls_channels: int = spec("channels (SMs) an NVLS all-reduce occupies (NCCL NVLS default 16 "
+                              "on Hopper; estimate)", ge=1, le=128, default=16)
+    nvls_link_efficiency: float = spec(
+        "fraction of the link payload rate that multimem ld_reduce / st traffic reaches (read "
+        "requests and reduced responses share the packets). 0.83: H100 8-GPU NVLS algbw 273 GB/s "
+        "x (1 + 1/8) / 370 GB/s payload (NVIDIA/nccl issue 1455, nccl-tests issue 212)",
+        gt=0, le=1, default=0.83)
+    nvls_latency_us: float = spec("fixed latency of an NVLS all-reduce (2-GPU NVLS all-reduce with "
+                                  "CUDA graphs ~6 us, NVIDIA/nccl issue 1259)", unit="us", ge=0,
+                                  default=6.0)
+    chunk_bytes: int = spec("bytes per rank and channel moved per pipeline event (NCCL Simple "
+                            "chunk: 4 MiB buffer / 8 steps x 4 steps per chunk = 2 MiB); events "
+                            "per collective = per-rank bytes / (channels x chunk), at least one",
+                            unit="B", ge=1024, default=2 << 20)
+    ll: ProtocolConfig = spec("LL protocol", default=LL)
+    ll128: ProtocolConfig = spec("LL128 protocol", default=LL128)
+    simple: ProtocolConfig = spec("Simple protocol", default=SIMPLE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +106,12 @@ class FabricConfig:
     gpu_links_per_switch: tuple[int, ...] = spec("links from each GPU to switch chip i (one entry per "
                                                  "chip; sums to nvlink.links)", ge=0, default=())
     switch: SwitchConfig | None = spec("the switch chip; null for direct", default=None)
+    link_efficiency: float = spec(
+        "payload fraction of the NVLink line rate a GPU-to-GPU stream reaches (packet headers, "
+        "flow control, CRC). NVLink 4: 370 of 450 GB/s per direction (NCCL maintainer, "
+        "nccl-tests issue 212 and NVIDIA/nccl issue 1442)", gt=0, le=1, default=0.82)
+    collective: CollectiveConfig = spec("the collective library on this fabric",
+                                        default=CollectiveConfig())
 
 
 @dataclass(frozen=True, kw_only=True)
