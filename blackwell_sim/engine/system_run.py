@@ -17,7 +17,8 @@ like CUDA streams), runs, and releases. Collectives and copies move their bytes 
 While a collective kernel runs it occupies ``sms_used`` SMs on each of its GPUs; a compute op that
 starts meanwhile runs on the remaining SMs: its duration is scaled by
 ``sm.count / (sm.count - busy SMs)`` (a kernel that fills the GPU, with work proportional to SMs),
-evaluated when it starts, like link shares.
+evaluated when it starts, like link shares. Link shares are set once every transfer starting at
+the same instant has joined, so two identical collectives issued together each get half.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class System:
     def compute(self, rank: int, seconds: float | Callable[[], float], stream: str = "compute",
                 after: Iterable[simpy.Process] = (), name: str = "compute") -> simpy.Process:
         """Hold ``stream`` on GPU ``rank`` for ``seconds`` (or ``seconds()``, called at start) of
-        whole-GPU work, stretched by the SMs a running collective occupies. Value: (start, end)."""
+        whole-GPU work, stretched by the SMs a running collective occupies. ``after`` holds
+        processes or simpy events to wait for. Value: (start, end)."""
         if not isinstance(rank, (int, np.integer)) or not 0 <= rank < self.config.gpu_count:
             raise BlackwellSimError(f"compute: rank must be a GPU index in 0..{self.config.gpu_count - 1}, "
                                     f"got {rank!r}")
@@ -133,6 +135,7 @@ class System:
         spent: Counter[str] = Counter()
         for _ in range(events):
             self.fabric.join(traffic)
+            yield env.timeout(0)  # let transfers starting at this instant join before shares are set
             t, why = self.fabric.seconds_for(traffic, plan.link_efficiency)
             if sm_event_s > t:
                 t, why = sm_event_s, "sm"
