@@ -43,14 +43,28 @@ class ProtocolConfig:
     ring_step_latency_us: float = spec(f"latency added per ring step [{_NCCL}]", unit="us", ge=0)
     tree_base_latency_us: float = spec(f"fixed latency of a tree collective [{_NCCL}]", unit="us", ge=0)
     tree_step_latency_us: float = spec(f"latency added per tree hop [{_NCCL}]", unit="us", ge=0)
+    channel_efficiency: float = spec(
+        "fraction of a channel's Simple load/store throughput this protocol's CTA reaches besides "
+        "the flag bytes (receivers poll a flag per 8-byte word (LL) or 128-byte line (LL128)). LL "
+        "0.5: NCCL's tuner runs ring LL all-reduce at 1/4 of Simple, half of it the data fraction "
+        f"[{_NCCL}]; LL128 0.83: the 4-64 MiB CUDA-graph rows of benchmarks/data/"
+        "h200x2_nccl_2026-11-26.jsonl (our measurement)", gt=0, le=1)
+    slice_bytes: int = spec(
+        "bytes a receiver waits for before it consumes (one flag per slice): a ring step's pipeline "
+        "fills one slice per dependent step before it streams. Simple: NCCL's 4 MiB buffer / 8 "
+        "steps x 2 steps per slice = 1 MiB; LL and LL128: 0, a flag in every word or line", unit="B",
+        ge=0)
 
 
 LL = ProtocolConfig(data_fraction=0.5, ring_base_latency_us=3.6, ring_step_latency_us=0.47,
-                    tree_base_latency_us=4.4, tree_step_latency_us=0.52)
+                    tree_base_latency_us=4.4, tree_step_latency_us=0.52, channel_efficiency=0.5,
+                    slice_bytes=0)
 LL128 = ProtocolConfig(data_fraction=120 / 128, ring_base_latency_us=10.0, ring_step_latency_us=1.9,
-                       tree_base_latency_us=4.4, tree_step_latency_us=1.2)
+                       tree_base_latency_us=4.4, tree_step_latency_us=1.2, channel_efficiency=0.83,
+                       slice_bytes=0)
 SIMPLE = ProtocolConfig(data_fraction=1.0, ring_base_latency_us=8.4, ring_step_latency_us=3.4,
-                        tree_base_latency_us=0.0, tree_step_latency_us=28.0)
+                        tree_base_latency_us=0.0, tree_step_latency_us=28.0, channel_efficiency=1.0,
+                        slice_bytes=1 << 20)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,11 +76,22 @@ class CollectiveConfig:
     published latency table; system presets override what differs and cite why.
     """
 
-    host_overhead_us: float = spec(
-        "host time of one collective call before its kernel starts on the GPU (framework dispatch, "
-        "NCCL enqueue, kernel launch); not overlapped when each call is timed alone. 30 us: the "
-        "small-message floor of the 2x H200 torch.distributed measurement (calibrated with "
-        "NCCL's LL latency on top; our measurement)", unit="us", ge=0, default=30.0)
+    host_issue_us: float = spec(
+        "host time of one collective call before its kernel is queued (framework dispatch, NCCL "
+        "enqueue). A call timed alone lasts host_issue + max(kernel, host_return); CUDA graphs "
+        "and back-to-back loops hide both. 13.5 us with host_return 21.5 us: fits the per-call "
+        "2x H200 file (shared/data/hopper/h200x2_nvlink_nccl.jsonl, floor ~35 us, and 4-512 MiB "
+        "rows = 13.5 us + the CUDA-graph kernel time of benchmarks/data/h200x2_nccl_2026-11-26.jsonl). "
+        "A property of the host and software stack: that second session's floor was ~60 us",
+        unit="us", ge=0, default=13.5)
+    host_return_us: float = spec(
+        "host time after the kernel is queued until the call returns (the GPU runs meanwhile); "
+        "see host_issue_us", unit="us", ge=0, default=21.5)
+    launch_overhead_us: float = spec(
+        "GPU-side start of a collective kernel (launch, NCCL kernel prologue), paid even inside "
+        "a CUDA graph. 3.5 us: CUDA-graph floor of 2-GPU NCCL calls (~8 us) minus NCCL's LL "
+        "ring latency (our measurement, benchmarks/data/h200x2_nccl_2026-11-26.jsonl)",
+        unit="us", ge=0, default=3.5)
     channels: int = spec("NCCL channels (one CTA on one SM each) of a ring / tree / direct "
                          "collective (NCCL on NVLink Hopper: 24 rings; estimate from NCCL logs)",
                          ge=1, le=128, default=24)
@@ -74,7 +99,7 @@ class CollectiveConfig:
         "bytes one channel's CTA loads and stores per second (FIFO and input reads, local and "
         "remote stores); with the per-collective count of memory operations per link byte this "
         "bounds a collective by its SMs. Calibrated on the 2x H200 all-reduce / all-gather "
-        "plateaus (our measurement)", unit="GB/s", gt=0, default=55.0)
+        "plateaus (our measurement)", unit="GB/s", gt=0, default=58.3)
     nvls_enabled: bool = spec("let all-reduce use NVLS (in-switch reduction) where the switch "
                               "supports it", default=True)
     nvls_channels: int = spec("channels (SMs) an NVLS all-reduce occupies (NCCL NVLS default 16 "
@@ -84,9 +109,9 @@ class CollectiveConfig:
         "requests and reduced responses share the packets). 0.83: H100 8-GPU NVLS algbw 273 GB/s "
         "x (1 + 1/8) / 370 GB/s payload (NVIDIA/nccl issue 1455, nccl-tests issue 212)",
         gt=0, le=1, default=0.83)
-    nvls_latency_us: float = spec("fixed latency of an NVLS all-reduce (2-GPU NVLS all-reduce with "
-                                  "CUDA graphs ~6 us, NVIDIA/nccl issue 1259)", unit="us", ge=0,
-                                  default=6.0)
+    nvls_latency_us: float = spec("latency of an NVLS all-reduce beyond the kernel launch: a 2-GPU "
+                                  "NVLS all-reduce in CUDA graphs takes ~6 us (NVIDIA/nccl issue "
+                                  "1259), minus launch_overhead_us", unit="us", ge=0, default=2.5)
     chunk_bytes: int = spec("bytes per rank and channel moved per pipeline event (NCCL Simple "
                             "chunk: 4 MiB buffer / 8 steps x 4 steps per chunk = 2 MiB); events "
                             "per collective = per-rank bytes / (channels x chunk), at least one",

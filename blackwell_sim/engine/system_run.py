@@ -12,7 +12,9 @@ API (used by ``simulate_collective`` and the trace replayer)::
 
 Every op is a simpy process. It waits for the processes in ``after``, then holds its stream on
 each of its ranks (a stream runs one op at a time, in issue order; different streams overlap,
-like CUDA streams), runs, and releases. Collectives and copies move their bytes over the shared
+like CUDA streams), runs, and releases. A collective or copy is a host call: it starts its kernel
+``host_issue_us`` after it gets its streams and holds them until the later of the kernel's end and
+the call's return (``host_issue_us + host_return_us``), as a call timed alone with events does. Collectives and copies move their bytes over the shared
 :class:`~blackwell_sim.engine.fabric.Fabric`, so concurrent communication divides link bandwidth.
 While a collective kernel runs it occupies ``sms_used`` SMs on each of its GPUs; a compute op that
 starts meanwhile runs on the remaining SMs: its duration is scaled by
@@ -143,21 +145,26 @@ class System:
             self.fabric.leave(traffic)
             spent[why] += t
         self.sms_busy[idx] -= plan.sms_used
+        kernel_end = env.now
+        if env.now < start + plan.host_s + plan.host_return_s:   # the call has not returned yet
+            yield env.timeout(start + plan.host_s + plan.host_return_s - env.now)
         for res, req in held:
             res.release(req)
         end = env.now
         self._records.append({"name": name, "kind": plan.op, "ranks": list(plan.ranks), "stream": stream,
                               "start_s": start, "end_s": end, "algo": plan.algo})
-        return _result(plan, table, start, end, spent, self.fabric)
+        return _result(plan, table, start, end, kernel_end, spent, self.fabric)
 
 
-def _result(plan: coll.Plan, table: dict, start: float, end: float, spent: Counter, fabric: Fabric
-            ) -> coll.CollectiveResult:
+def _result(plan: coll.Plan, table: dict, start: float, end: float, kernel_end: float, spent: Counter,
+            fabric: Fabric) -> coll.CollectiveResult:
     time_s = end - start
+    kernel_s = kernel_end - start - plan.host_s
     transfer_s = sum(spent.values())
     w = plan.world
     algbw = plan.nbytes / time_s / 1e9
-    terms = {"host": plan.host_s, "latency": plan.latency_s, **spent}
+    terms = {"host": plan.host_s + max(0.0, plan.host_return_s - kernel_s), "latency": plan.latency_s,
+             **spent}
     up, down = fabric.link_classes
     link_bytes = ({up: float(plan.sent.sum())} if up == down else
                   {up: float(plan.sent.sum()), down: float(plan.received.sum())})
@@ -165,5 +172,5 @@ def _result(plan: coll.Plan, table: dict, start: float, end: float, spent: Count
         op=plan.op, bytes=plan.nbytes, world=w, ranks=list(plan.ranks), algo=plan.algo,
         protocol=plan.protocol, time_s=time_s, algbw_gbps=algbw,
         busbw_gbps=algbw * coll.BUSBW_FACTOR[plan.op](w), bound=max(terms, key=terms.get),
-        host_overhead_s=plan.host_s, latency_s=plan.latency_s, transfer_s=transfer_s,
+        kernel_s=kernel_s, host_overhead_s=time_s - kernel_s, latency_s=plan.latency_s, transfer_s=transfer_s,
         link_bytes=link_bytes, sms_used=plan.sms_used, events=plan.events, candidates=table)

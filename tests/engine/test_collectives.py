@@ -42,22 +42,61 @@ def test_a_lone_collective_simulates_to_the_tuners_estimate(cfg, op, nbytes):
     assert (r.algo, r.protocol) == (plan.algo, plan.protocol)
     assert r.time_s == pytest.approx(estimate_s(plan, Fabric(cfg))[0], rel=1e-9)
     assert r.time_s == pytest.approx(min(table.values()), rel=1e-9)   # the tuner picked the fastest
-    assert r.time_s == pytest.approx(r.host_overhead_s + r.latency_s + r.transfer_s, rel=1e-12)
+    assert r.kernel_s == pytest.approx(r.latency_s + r.transfer_s, rel=1e-12)
+    assert r.time_s == pytest.approx(r.host_overhead_s + r.kernel_s, rel=1e-12)
 
 
-def test_ring_latency_is_base_plus_steps_times_per_step():
-    simple = HGX.fabric.collective.simple
-    r = simulate_collective(HGX, "all_reduce", 1024, algo="ring", protocol="simple")
-    assert r.latency_s == pytest.approx((simple.ring_base_latency_us + 14 * simple.ring_step_latency_us) * 1e-6)
-    g = simulate_collective(HGX, "all_gather", 1024, algo="ring", protocol="simple")
-    assert g.latency_s == pytest.approx((simple.ring_base_latency_us + 7 * simple.ring_step_latency_us) * 1e-6)
-    assert r.host_overhead_s == pytest.approx(HGX.fabric.collective.host_overhead_us * 1e-6)
+def test_a_call_lasts_host_issue_plus_the_longer_of_kernel_and_host_return():
+    coll = H200X2.fabric.collective
+    small = simulate_collective(H200X2, "all_reduce", 1024)
+    assert small.kernel_s < coll.host_return_us * 1e-6
+    assert small.time_s == pytest.approx((coll.host_issue_us + coll.host_return_us) * 1e-6)
+    assert small.bound == "host"
+    big = simulate_collective(H200X2, "all_reduce", GIB)
+    assert big.time_s == pytest.approx(coll.host_issue_us * 1e-6 + big.kernel_s)
+
+
+def test_ring_latency_is_launch_plus_base_plus_steps_times_per_step():
+    coll = HGX.fabric.collective
+    ll = coll.ll
+    r = simulate_collective(HGX, "all_reduce", 1024, algo="ring", protocol="ll")
+    assert r.latency_s == pytest.approx((coll.launch_overhead_us + ll.ring_base_latency_us
+                                         + 14 * ll.ring_step_latency_us) * 1e-6)
+    g = simulate_collective(HGX, "all_gather", 1024, algo="ring", protocol="ll")
+    assert g.latency_s == pytest.approx((coll.launch_overhead_us + ll.ring_base_latency_us
+                                         + 7 * ll.ring_step_latency_us) * 1e-6)
+
+
+def test_simple_protocol_pays_two_slices_of_pipeline_fill_and_drain():
+    coll = H200X2.fabric.collective
+    simple = coll.simple
+    protocol_us = coll.launch_overhead_us + simple.ring_base_latency_us + 2 * simple.ring_step_latency_us
+    big = simulate_collective(H200X2, "all_reduce", GIB, protocol="simple")
+    slice_s = simple.slice_bytes * 4 / (coll.channel_bandwidth_gbps * 1e9)  # 4 loads+stores a byte
+    assert big.latency_s == pytest.approx(protocol_us * 1e-6 + 2 * slice_s)
+    # smaller messages cut smaller slices: a channel's share of a step, halved
+    mid = simulate_collective(H200X2, "all_reduce", 48 << 20, protocol="simple")
+    small_slice = (48 << 20) / (coll.channels * 2) / 2
+    assert mid.latency_s == pytest.approx(protocol_us * 1e-6 + 2 * small_slice * 4 / (coll.channel_bandwidth_gbps * 1e9))
+    ll128 = simulate_collective(H200X2, "all_reduce", GIB, protocol="ll128")
+    assert ll128.latency_s == pytest.approx((coll.launch_overhead_us + coll.ll128.ring_base_latency_us
+                                             + 2 * coll.ll128.ring_step_latency_us) * 1e-6)
+
+
+def test_tree_is_a_chain_and_only_runs_when_asked_for():
+    assert not any(k.startswith("tree") for k in simulate_collective(HGX, "all_reduce", 1 << 20).candidates)
+    chain = simulate_collective(HGX, "all_reduce", GIB, algo="tree", protocol="ll")
+    ll = HGX.fabric.collective.ll
+    assert chain.latency_s == pytest.approx((HGX.fabric.collective.launch_overhead_us
+                                             + ll.tree_base_latency_us + 14 * ll.tree_step_latency_us) * 1e-6)
+    # middle ranks forward the buffer up and down: 2 S out of each, S out of each end
+    assert chain.link_bytes["gpu_to_switch"] == pytest.approx((6 * 2 + 2) * GIB / HGX.fabric.collective.ll.data_fraction)
 
 
 def test_large_two_gpu_all_reduce_is_bound_by_the_channels_sms():
     coll = H200X2.fabric.collective
     r = simulate_collective(H200X2, "all_reduce", GIB, protocol="simple")
-    assert r.bound == "sm"
+    assert r.bound == "sm" and r.algo == "ring"
     # ring, w = 2: (6w - 4)/w = 4 bytes loaded + stored per buffer byte, over channels x rate
     assert r.transfer_s == pytest.approx(4 * GIB / (coll.channels * coll.channel_bandwidth_gbps * 1e9))
     fast_sms = load_config("h200x2-nvlink", overrides={"fabric.collective.channel_bandwidth_gbps": 1000})
@@ -75,11 +114,12 @@ def test_all_gather_does_more_memory_work_per_link_byte_than_all_reduce():
     assert per_link_ar / per_link_ag == pytest.approx(5 / 4)
 
 
-def test_protocol_data_fraction_inflates_wire_bytes():
+def test_protocol_data_fraction_and_channel_efficiency():
+    coll = H200X2.fabric.collective
     ll = simulate_collective(H200X2, "all_reduce", 1 << 20, algo="ring", protocol="ll")
     simple = simulate_collective(H200X2, "all_reduce", 1 << 20, algo="ring", protocol="simple")
     assert ll.link_bytes["direct"] == pytest.approx(2 * simple.link_bytes["direct"])
-    assert ll.transfer_s == pytest.approx(2 * simple.transfer_s)
+    assert ll.transfer_s == pytest.approx(simple.transfer_s / (coll.ll.data_fraction * coll.ll.channel_efficiency))
 
 
 def test_tuner_picks_low_latency_protocols_for_small_and_simple_for_large():

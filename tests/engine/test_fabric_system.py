@@ -13,7 +13,8 @@ GIB = 2**30
 
 
 def _no_host(name="hgx-h100-8"):
-    return load_config(name, overrides={"fabric.collective.host_overhead_us": 0})
+    return load_config(name, overrides={"fabric.collective.host_issue_us": 0,
+                                        "fabric.collective.host_return_us": 0})
 
 
 def test_concurrent_collectives_on_the_same_gpus_share_the_links():

@@ -15,10 +15,16 @@ compute ops sharing one fabric run through :class:`blackwell_sim.engine.system_r
 
 How one collective's time comes about (each term a named mechanism and parameter):
 
-- ``host_overhead_us``: dispatch and launch before the kernel starts (the measured floor).
+- Host: the call spends ``host_issue_us`` before its kernel is queued and returns
+  ``host_return_us`` later; a call timed alone (events around it) lasts
+  ``host_issue + max(kernel, host_return)``. CUDA graphs and back-to-back loops hide both
+  (``CollectiveResult.kernel_s`` is the GPU time alone).
+- Kernel = ``launch_overhead_us`` (the kernel's start on the GPU) + protocol latency + transfer.
 - Protocol latency: NCCL's model, ``base + steps x per-step`` for a ring (steps: 2(w-1) for
-  all-reduce, w-1 for all-gather / reduce-scatter / broadcast, 1 for direct), ``base + 2 x depth x
-  per-hop`` for a binary tree, ``nvls_latency_us`` for NVLS (values: NCCL src/graph/tuning.cc).
+  all-reduce, w-1 for all-gather / reduce-scatter / broadcast, 1 for direct) and for the tree
+  (inside one NVLink domain NCCL's tree is a chain of 2(w-1) hops), ``nvls_latency_us`` for NVLS
+  (values: NCCL src/graph/tuning.cc); plus the Simple protocol's pipeline fill and drain, two
+  slices (``slice_bytes``, smaller when a channel's share of a step is) at the channel's rate.
 - Transfer, in pipeline events of ``channels x chunk_bytes`` per rank: each event takes the longer
   of (a) its link time at the share of every NVLink port group it gets (:mod:`..fabric`), with
   bytes on the wire = data / ``data_fraction`` of the protocol (LL 1/2, LL128 120/128), and
@@ -73,8 +79,9 @@ class Plan:
     received: np.ndarray        # (G,) wire bytes each GPU receives
     reduce_flop: float          # in-switch element additions (NVLS)
     sm_s: float                 # SM-side time of the whole transfer (uncontended)
-    latency_s: float            # protocol latency (pipeline fill, synchronisation)
-    host_s: float               # host dispatch + launch before the kernel
+    latency_s: float            # kernel launch + protocol latency (pipeline fill, synchronisation)
+    host_s: float               # host time before the kernel is queued
+    host_return_s: float        # host time after queuing until the call returns
     link_efficiency: float      # scale on the payload rate (NVLS multimem < 1)
     events: int
     sms_used: int
@@ -98,6 +105,7 @@ class CollectiveResult:
     algbw_gbps: float
     busbw_gbps: float
     bound: str
+    kernel_s: float
     host_overhead_s: float
     latency_s: float
     transfer_s: float
@@ -141,18 +149,16 @@ def check_ranks(system: SystemConfig, op: str, ranks) -> tuple[int, ...]:
     return ranks
 
 
-def _tree(w: int, s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Pipelined binary-tree all-reduce (reduce up, broadcast down; heap order): bytes each
-    position sends, receives and loads + stores, and the depth. A node with c children and a
-    parent loads c FIFOs and its input and stores to the parent (c + 2 per byte), then loads the
-    parent's FIFO and stores its output and to each child (2 + c); the root reduces into its output
-    and sends down (2c + 2)."""
-    idx = np.arange(w)
-    c = np.clip(w - 1 - 2 * idx, 0, 2).astype(float)   # heap: children 2i+1, 2i+2
-    parent = (idx > 0).astype(float)
-    per_node = s * (parent + c)
-    sm = s * np.where(parent > 0, 2 * c + 4, 2 * c + 2)
-    return per_node, per_node.copy(), sm, int(math.ceil(math.log2(w)))
+def _chain(w: int, s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NCCL's tree inside one NVLink domain is a chain (pos 0 the root): reduce up the chain,
+    broadcast down, pipelined. Bytes each position sends, receives, and loads + stores: a middle
+    rank forwards S up (load FIFO, load input, store: 3) and S down (load FIFO, store output,
+    store: 3); the ends do 4 S."""
+    sent = np.full(w, 2 * s)
+    sm = np.full(w, 6 * s)
+    sent[0] = sent[-1] = s
+    sm[0] = sm[-1] = 4 * s
+    return sent, sent.copy(), sm
 
 
 def _shape(op: str, algo: str, w: int, s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -162,35 +168,40 @@ def _shape(op: str, algo: str, w: int, s: float) -> tuple[np.ndarray, np.ndarray
     Ring all-reduce per rank: one send (load, remote store), w-2 recv-reduce-send (3), one
     recv-reduce-copy-send (4), w-2 recv-copy-send (3), one recv (2), each on S/w: (6w-4) S/w.
     All-gather: copy-send (3), w-2 recv-copy-send (3), recv (2): (3w-1) S/w; reduce-scatter the
-    same by symmetry. All-to-all: w-1 sends and receives (2 + 2) and the local block (2).
+    same by symmetry. Point-to-point (all-to-all, send/recv) over NVLink reads the peer's buffer
+    directly (NCCL's P2P read mode): the receiver loads and stores each byte once, the sender
+    only posts it; all-to-all adds the local block's copy: (2(w-1) + 2) S/w.
     """
     ones = np.ones(w)
     if op == "all_reduce" and algo == "ring":
         d = 2 * (w - 1) / w * s
         return d * ones, d * ones, (6 * w - 4) / w * s * ones, 2 * (w - 1)
     if op == "all_reduce" and algo == "tree":
-        sent, recv, sm, depth = _tree(w, s)
-        return sent, recv, sm, 2 * depth
+        sent, recv, sm = _chain(w, s)
+        return sent, recv, sm, 2 * (w - 1)
     if op in ("all_gather", "reduce_scatter"):
         d = (w - 1) / w * s
         return d * ones, d * ones, (3 * w - 1) / w * s * ones, w - 1
     if op == "all_to_all":
         d = (w - 1) / w * s
-        return d * ones, d * ones, (4 * (w - 1) + 2) / w * s * ones, 1
+        return d * ones, d * ones, 2 * s * ones, 1
     if op == "broadcast":
         sent, recv, sm = s * ones, s * ones, 3 * s * ones
         sent[-1] = recv[0] = 0.0
         sm[0] = sm[-1] = 2 * s
         return sent, recv, sm, w - 1
     if op == "send_recv":
-        return np.array([s, 0.0]), np.array([0.0, s]), np.array([2 * s, 2 * s]), 1
+        return np.array([s, 0.0]), np.array([0.0, s]), np.array([0.0, 2 * s]), 1
     raise AssertionError((op, algo))
 
 
-def _available(system: SystemConfig, op: str, fabric_nvls: bool) -> list[tuple[str, str]]:
+def _available(system: SystemConfig, op: str, fabric_nvls: bool, requested: str | None = None
+               ) -> list[tuple[str, str]]:
     coll = system.fabric.collective
     out = []
     for algo in ALGOS[op]:
+        if algo == "tree" and requested != "tree":
+            continue  # a chain inside one NVLink domain: NCCL uses trees across nodes (not modelled)
         if algo == "nvls":
             if fabric_nvls and coll.nvls_enabled:
                 out.append(("nvls", "simple"))
@@ -214,7 +225,8 @@ def _plan(system: SystemConfig, fabric: Fabric, op: str, nbytes: int, ranks: tup
         channels = coll.nvls_channels
         return Plan(op, algo, protocol, ranks, nbytes, sent, received,
                     reduce_flop=(w - 1) * s / elem_bytes, sm_s=0.0,
-                    latency_s=coll.nvls_latency_us * 1e-6, host_s=coll.host_overhead_us * 1e-6,
+                    latency_s=(coll.launch_overhead_us + coll.nvls_latency_us) * 1e-6,
+                    host_s=coll.host_issue_us * 1e-6, host_return_s=coll.host_return_us * 1e-6,
                     link_efficiency=coll.nvls_link_efficiency,
                     events=_events(per_rank, channels, coll.chunk_bytes), sms_used=channels)
     proto = getattr(coll, protocol)
@@ -222,13 +234,23 @@ def _plan(system: SystemConfig, fabric: Fabric, op: str, nbytes: int, ranks: tup
     sent[idx] = data_sent / proto.data_fraction
     received[idx] = data_recv / proto.data_fraction
     busiest = float(max(sent.max(), received.max()))
-    sm_s = float(sm_bytes.max()) / proto.data_fraction / (coll.channels * coll.channel_bandwidth_gbps * 1e9)
+    channel_bytes_per_s = coll.channel_bandwidth_gbps * 1e9 * proto.data_fraction * proto.channel_efficiency
+    sm_s = float(sm_bytes.max()) / (coll.channels * channel_bytes_per_s)
     if algo == "tree":
         latency_us = proto.tree_base_latency_us + steps * proto.tree_step_latency_us
     else:
         latency_us = proto.ring_base_latency_us + steps * proto.ring_step_latency_us
+    # Pipeline fill and drain: every rank starts on its own data at once, the second step waits
+    # for the first slice of the first (fill) and the last slice is consumed after it is sent
+    # (drain): min(steps, 2) slice times. NCCL cuts a channel's chunk of a step into 2 slices,
+    # so a slice is smaller when the chunk is.
+    data_per_channel_step = max(float(data_sent.max()), float(data_recv.max())) / (coll.channels * steps)
+    slice_ = min(proto.slice_bytes, data_per_channel_step / 2)
+    ops_per_byte = float(sm_bytes.max()) / max(float(data_sent.max()), float(data_recv.max()))
+    fill_s = min(steps, 2) * slice_ * ops_per_byte / channel_bytes_per_s
     return Plan(op, algo, protocol, ranks, nbytes, sent, received, reduce_flop=0.0, sm_s=sm_s,
-                latency_s=latency_us * 1e-6, host_s=coll.host_overhead_us * 1e-6, link_efficiency=1.0,
+                latency_s=(coll.launch_overhead_us + latency_us) * 1e-6 + fill_s, host_s=coll.host_issue_us * 1e-6,
+                host_return_s=coll.host_return_us * 1e-6, link_efficiency=1.0,
                 events=_events(busiest, coll.channels, coll.chunk_bytes), sms_used=coll.channels)
 
 
@@ -247,7 +269,7 @@ def estimate_s(plan: Plan, fabric: Fabric) -> tuple[float, float, str]:
     terms = {"link": link_s, "sm": plan.sm_s, "switch_reduce": reduce_s}
     bound = max(terms, key=terms.get)
     transfer = terms[bound]
-    return plan.host_s + plan.latency_s + transfer, transfer, bound
+    return plan.host_s + max(plan.latency_s + transfer, plan.host_return_s), transfer, bound
 
 
 def choose(system: SystemConfig, fabric: Fabric, op: str, nbytes: int, ranks: tuple[int, ...],
@@ -261,7 +283,7 @@ def choose(system: SystemConfig, fabric: Fabric, op: str, nbytes: int, ranks: tu
                                 f"{', '.join(ALGOS[op])}")
     if protocol is not None and protocol not in PROTOCOLS:
         raise BlackwellSimError(f"unknown protocol '{protocol}'; protocols: {', '.join(PROTOCOLS)}")
-    pairs = _available(system, op, fabric.nvls)
+    pairs = _available(system, op, fabric.nvls, algo)
     if algo == "nvls" and ("nvls", "simple") not in pairs:
         raise BlackwellSimError(f"nvls needs NVLink SHARP: '{system.name}' has "
                                 f"{'no switch' if fabric.kind == 'direct' else 'it disabled'}")
@@ -300,7 +322,9 @@ def simulate_collective(system, op: str, bytes_: int, ranks=None, algo: str | No
     return proc.value
 
 
-# ---- validate plugin: NCCL measurement rows (kinds all_reduce, all_gather, reduce_scatter, all_to_all)
+# ---- validate plugin: NCCL measurement rows (kinds all_reduce, all_gather, reduce_scatter,
+# all_to_all; fields bytes, world, median_s: one call timed alone; optional graph_s: the call
+# replayed from a CUDA graph, compared with the kernel time alone)
 
 def _validator(kind: str):
     def predict(config, row: dict):
@@ -321,7 +345,15 @@ def _validator(kind: str):
                                     f"number <= {config.gpu_count} GPUs of '{config.name}'")
         r = simulate_collective(config, kind, int(fields["bytes"]), ranks=range(world),
                                 dtype=row.get("dtype", "bf16"))
-        return [("median_s", fields["median_s"], r.time_s, r)]
+        out = [("median_s", fields["median_s"], r.time_s, r)]
+        graph = row.get("graph_s")
+        if graph is not None:  # the same call replayed from a CUDA graph: GPU time only
+            if isinstance(graph, bool) or not isinstance(graph, (int, float)) or not graph > 0 \
+                    or not math.isfinite(graph):
+                raise BlackwellSimError(f"line {row['_line']}: field 'graph_s' must be a positive "
+                                        f"number, got {graph!r}")
+            out.append(("graph_s", graph, r.kernel_s, r))
+        return out
     return predict
 
 
