@@ -77,6 +77,13 @@ def agreed(t):
     return v.item()
 
 
+def collectives(x, shard, full, y):
+    return {"all_reduce": lambda: dist.all_reduce(x),
+            "all_gather": lambda: dist.all_gather_into_tensor(full, shard),
+            "reduce_scatter": lambda: dist.reduce_scatter_tensor(shard, x),
+            "all_to_all": lambda: dist.all_to_all_single(y, x)}
+
+
 rows = []
 if rank == 0:
     topo = subprocess.run(["nvidia-smi", "topo", "-m"], capture_output=True, text=True).stdout
@@ -92,10 +99,7 @@ for log2 in range(10, 31):
     shard = torch.randn(n // world, device=dev, dtype=torch.bfloat16)
     full = torch.empty(n, device=dev, dtype=torch.bfloat16)
     y = torch.empty_like(x)
-    ops = {"all_reduce": lambda: dist.all_reduce(x),
-           "all_gather": lambda: dist.all_gather_into_tensor(full, shard),
-           "reduce_scatter": lambda: dist.reduce_scatter_tensor(shard, x),
-           "all_to_all": lambda: dist.all_to_all_single(y, x)}
+    ops = collectives(x, shard, full, y)
     factor = {"all_reduce": 2 * (world - 1) / world}
     reps = 50 if nbytes < 2**26 else 20
     for kind, fn in ops.items():
@@ -113,7 +117,7 @@ for log2 in range(10, 31):
         rows.append(row)
         if rank == 0:
             print(json.dumps(row), flush=True)
-    del x, shard, full, y
+    del x, shard, full, y, ops
     torch.cuda.empty_cache()
 
 if rank == 0:
