@@ -9,7 +9,7 @@ import pytest
 from blackwell_sim import BlackwellSimError, load_config
 from blackwell_sim.engine.fabric import Fabric
 from blackwell_sim.engine.kernels.collectives import (ALGOS, MAX_EVENTS, OPS, choose, estimate_s,
-                                                       simulate_collective)
+                                                       plan_collective, simulate_collective)
 
 H200X2 = load_config("h200x2-nvlink")
 HGX = load_config("hgx-h100-8")
@@ -42,6 +42,8 @@ def test_a_lone_collective_simulates_to_the_tuners_estimate(cfg, op, nbytes):
     assert (r.algo, r.protocol) == (plan.algo, plan.protocol)
     assert r.time_s == pytest.approx(estimate_s(plan, Fabric(cfg))[0], rel=1e-9)
     assert r.time_s == pytest.approx(min(table.values()), rel=1e-9)   # the tuner picked the fastest
+    quick_plan, quick_s = plan_collective(cfg, op, nbytes)
+    assert quick_s == pytest.approx(r.time_s, rel=1e-9) and quick_plan.algo == r.algo
     assert r.kernel_s == pytest.approx(r.latency_s + r.transfer_s, rel=1e-12)
     assert r.time_s == pytest.approx(r.host_overhead_s + r.kernel_s, rel=1e-12)
 

@@ -6,7 +6,8 @@ API (for the CLI, ``validate`` and the trace replayer)::
     simulate_collective(system, op, bytes_, ranks=None, algo=None, protocol=None, dtype="bf16")
         -> CollectiveResult(time_s, algbw_gbps, busbw_gbps, algo, protocol, bound,
                             link_bytes {link class: bytes}, sms_used, ...)
-    plan_collective(system, op, bytes_, ranks, algo=None, protocol=None) -> Plan   (what would run)
+    plan_collective(system, op, bytes_, ranks=None, algo=None, protocol=None, dtype="bf16")
+        -> (Plan, uncontended time_s)   (what the tuner would run, closed form, no simulation)
 
 ``system`` is a :class:`~blackwell_sim.config.SystemConfig` (or a preset name). ``bytes_`` follows
 nccl-tests: the buffer each rank holds for all-reduce / broadcast / send-recv / all-to-all, the
@@ -309,6 +310,18 @@ def check_request(op: str, nbytes, dtype: str) -> int:
     if dtype not in ELEMENT_BYTES:
         raise BlackwellSimError(f"unknown dtype '{dtype}' for {op}; dtypes: {', '.join(ELEMENT_BYTES)}")
     return int(nbytes)
+
+
+def plan_collective(system, op: str, bytes_: int, ranks=None, algo: str | None = None,
+                    protocol: str | None = None, dtype: str = "bf16") -> tuple[Plan, float]:
+    """What the tuner would run for this collective and its uncontended time, without simulating
+    (the time a lone :func:`simulate_collective` returns)."""
+    cfg = _system(system)
+    nbytes = check_request(op, bytes_, dtype)
+    fabric = Fabric(cfg)
+    plan, _ = choose(cfg, fabric, op, nbytes, check_ranks(cfg, op, ranks), algo, protocol,
+                     ELEMENT_BYTES[dtype])
+    return plan, estimate_s(plan, fabric)[0]
 
 
 def simulate_collective(system, op: str, bytes_: int, ranks=None, algo: str | None = None,
