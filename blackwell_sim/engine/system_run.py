@@ -2,7 +2,7 @@
 
 API (used by ``simulate_collective`` and the trace replayer)::
 
-    sim = System("hgx-h100-8")                      # or a SystemConfig
+    sim = System("hgx-h100-8")                      # or a SystemConfig; host="async" hides host time
     ar = sim.collective("all_reduce", 256 << 20, ranks=range(8))          # stream "comm"
     mm = sim.compute(0, 120e-6, name="gemm")                             # stream "compute"
     cp = sim.copy(0, 1, 64 << 20, after=[ar])                            # send/recv, after ar
@@ -41,7 +41,13 @@ from blackwell_sim.errors import BlackwellSimError
 class System:
     """One simpy environment holding a system's fabric and per-GPU streams."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, host: str = "per_call") -> None:
+        """``host="per_call"``: every collective pays its host issue and return times, as calls
+        timed one at a time do; ``"async"``: the host runs ahead (a training loop without
+        synchronisation, CUDA graphs), so streams see only the kernels."""
+        if host not in ("per_call", "async"):
+            raise BlackwellSimError(f"System: host must be 'per_call' or 'async', got {host!r}")
+        self.host = host
         self.config: SystemConfig = coll._system(config)
         self.env = simpy.Environment()
         self.fabric = Fabric(self.config)
@@ -127,7 +133,8 @@ class System:
             yield env.all_of(after)
         held = yield from self._acquire(plan.ranks, stream)
         start = env.now
-        yield env.timeout(plan.host_s)
+        host_s, host_return_s = (plan.host_s, plan.host_return_s) if self.host == "per_call" else (0.0, 0.0)
+        yield env.timeout(host_s)
         idx = np.array(plan.ranks)
         self.sms_busy[idx] += plan.sms_used
         yield env.timeout(plan.latency_s)
@@ -146,25 +153,23 @@ class System:
             spent[why] += t
         self.sms_busy[idx] -= plan.sms_used
         kernel_end = env.now
-        if env.now < start + plan.host_s + plan.host_return_s:   # the call has not returned yet
-            yield env.timeout(start + plan.host_s + plan.host_return_s - env.now)
+        if env.now < start + host_s + host_return_s:   # the call has not returned yet
+            yield env.timeout(start + host_s + host_return_s - env.now)
         for res, req in held:
             res.release(req)
         end = env.now
         self._records.append({"name": name, "kind": plan.op, "ranks": list(plan.ranks), "stream": stream,
                               "start_s": start, "end_s": end, "algo": plan.algo})
-        return _result(plan, table, start, end, kernel_end, spent, self.fabric)
+        return _result(plan, table, start, end, kernel_end - start - host_s, spent, self.fabric)
 
 
-def _result(plan: coll.Plan, table: dict, start: float, end: float, kernel_end: float, spent: Counter,
+def _result(plan: coll.Plan, table: dict, start: float, end: float, kernel_s: float, spent: Counter,
             fabric: Fabric) -> coll.CollectiveResult:
     time_s = end - start
-    kernel_s = kernel_end - start - plan.host_s
     transfer_s = sum(spent.values())
     w = plan.world
     algbw = plan.nbytes / time_s / 1e9
-    terms = {"host": plan.host_s + max(0.0, plan.host_return_s - kernel_s), "latency": plan.latency_s,
-             **spent}
+    terms = {"host": time_s - kernel_s, "latency": plan.latency_s, **spent}
     up, down = fabric.link_classes
     link_bytes = ({up: float(plan.sent.sum())} if up == down else
                   {up: float(plan.sent.sum()), down: float(plan.received.sum())})

@@ -92,3 +92,18 @@ def test_system_accepts_a_preset_name_and_rejects_bad_ops():
     sim.compute(0, -1.0)
     with pytest.raises(BlackwellSimError, match="seconds must be a non-negative number"):
         sim.run()
+
+
+def test_async_host_leaves_only_kernels_on_the_streams():
+    per_call = System("h200x2-nvlink")
+    a = per_call.collective("all_reduce", 4096)
+    per_call.collective("all_reduce", 4096, after=[a])
+    quiet = System("h200x2-nvlink", host="async")
+    b = quiet.collective("all_reduce", 4096)
+    quiet.collective("all_reduce", 4096, after=[b])
+    coll = per_call.config.fabric.collective
+    assert per_call.run() == pytest.approx(2 * (coll.host_issue_us + coll.host_return_us) * 1e-6)
+    assert quiet.run() == pytest.approx(2 * b.value.kernel_s)
+    assert b.value.time_s == pytest.approx(b.value.kernel_s) and b.value.bound != "host"
+    with pytest.raises(BlackwellSimError, match="host must be"):
+        System("h200x2-nvlink", host="sometimes")
