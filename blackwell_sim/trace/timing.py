@@ -106,6 +106,22 @@ def evaluate(inst, config, fidelity: str, source: str = "<trace>"):
         raise op_error(source, op.index, op.name, str(exc)) from None
 
 
+def collective_dtype(op) -> str:
+    """The NCCL element type of a collective's dtype: fp32 / tf32 -> fp32, bf16, fp16, int8,
+    8-bit floats -> fp8. Sub-byte formats (fp4, nvfp4, mxfp4, mxfp6) move as opaque bytes (int8)
+    in gathers, all-to-all and broadcast; NCCL cannot reduce them."""
+    dt = get_dtype(op.dtype)
+    if dt.name in ("fp32", "tf32"):
+        return "fp32"
+    if dt.name in ("bf16", "fp16", "int8"):
+        return dt.name
+    if dt.bits == 8:
+        return "fp8"
+    if op.op in ("all_reduce", "reduce_scatter"):
+        raise BlackwellSimError(f"dtype: NCCL cannot reduce {dt.name} elements; reduce in bf16 or fp32")
+    return "int8"
+
+
 def _collective_timing(fn, inst, config):
     from blackwell_sim.trace.replay import Timing
 
@@ -116,7 +132,8 @@ def _collective_timing(fn, inst, config):
         dtype = ""
     else:
         dtype = get_dtype(op.dtype).name
-        r = fn(config, op.op, op.bytes, ranks=list(inst.ranks), algo=op.algo, dtype=dtype)
+        r = fn(config, op.op, op.bytes, ranks=list(inst.ranks), algo=op.algo,
+               dtype=collective_dtype(op))
     launch_s = float(getattr(r, "host_overhead_s", 0.0))
     time_s = max(float(r.time_s) - launch_s, 0.0)
     busbw = getattr(r, "busbw_gbps", None)

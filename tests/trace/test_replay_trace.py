@@ -272,3 +272,27 @@ def test_collectives_hold_sms_and_stretch_the_kernel_they_overlap(hgx):
     assert t["b"] == pytest.approx((2.0, 8.0))   # 4 x 0.5 during ar, the other 2 after it
     free = schedule(instances, [durations[n] for n in names], [0.0] * len(names))
     assert free[1][names.index("a")] == 10.0
+
+
+def test_collectives_replay_through_the_fabric_model(hgx):
+    from blackwell_sim.engine.kernels.collectives import simulate_collective
+
+    doc = {"ops": [{"op": "all_reduce", "name": "ar", "bytes": 1 << 24, "group": [0, 1, 2, 3]},
+                   {"op": "all_gather", "name": "ag", "bytes": 1 << 20, "dtype": "fp8"},
+                   {"op": "send", "name": "s", "bytes": 1 << 20, "rank": 0, "peer": 5},
+                   {"op": "recv", "name": "r", "bytes": 1 << 20, "rank": 5, "peer": 0}]}
+    frame = bs.simulate(doc, hgx, host_dispatch="none").ops
+    validate_frame(frame)
+    assert list(frame.groupby("name", sort=False).size()) == [4, 8, 1, 1]
+    ar = frame[frame.name == "ar"]
+    model = simulate_collective(hgx, "all_reduce", 1 << 24, ranks=[0, 1, 2, 3])
+    assert (ar.start_s == model.host_overhead_s).all()
+    assert ar.time_s.iloc[0] == pytest.approx(model.time_s - model.host_overhead_s)
+    assert (ar.tile == model.algo).all() and (ar.bound == model.bound).all()
+    assert ar.bytes_fabric.iloc[0] == pytest.approx(model.busbw_gbps * 1e9 * model.time_s)
+    ag = frame[frame.name == "ag"]
+    assert ag.start_s.min() >= ar.end_s.max()  # ranks 0-3: their comm stream is busy until ar ends
+    s, r = frame[frame.name == "s"].iloc[0], frame[frame.name == "r"].iloc[0]
+    assert (s["rank"], r["rank"], s.start_s, s.end_s) == (0, 5, r.start_s, r.end_s)
+    with pytest.raises(BlackwellSimError, match=r"op 0 \('x'\): dtype: NCCL cannot reduce nvfp4"):
+        bs.simulate({"ops": [{"op": "all_reduce", "name": "x", "bytes": 8, "dtype": "nvfp4"}]}, hgx)
