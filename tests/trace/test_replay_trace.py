@@ -296,3 +296,20 @@ def test_collectives_replay_through_the_fabric_model(hgx):
     assert (s["rank"], r["rank"], s.start_s, s.end_s) == (0, 5, r.start_s, r.end_s)
     with pytest.raises(BlackwellSimError, match=r"op 0 \('x'\): dtype: NCCL cannot reduce nvfp4"):
         bs.simulate({"ops": [{"op": "all_reduce", "name": "x", "bytes": 8, "dtype": "nvfp4"}]}, hgx)
+
+
+def test_an_overlapping_collective_slows_the_kernel_on_its_ranks(hgx):
+    gemm = {"op": "gemm", "name": "g", "m": 4096, "n": 4096, "k": 4096, "dtype": "bf16", "rank": 0}
+    ar = {"op": "all_reduce", "name": "ar", "bytes": 1 << 27}
+    alone = bs.simulate({"ops": [gemm, {**ar, "group": [1, 2]}]}, hgx, host_dispatch="none").ops
+    shared = bs.simulate({"ops": [gemm, {**ar, "group": [0, 1]}]}, hgx, host_dispatch="none").ops
+    g_alone, g_shared = alone.time_s[0], shared.time_s[0]
+    a = shared[shared.name == "ar"].iloc[0]
+    overlap = min(a.end_s, shared.end_s[0]) - a.start_s
+    assert overlap > 0
+    from blackwell_sim.engine.kernels.collectives import simulate_collective
+
+    held = simulate_collective(hgx, "all_reduce", 1 << 27, ranks=[0, 1]).sms_used
+    # during the overlap the GEMM runs on (SMs - held) / SMs of its rate
+    lost = overlap * held / hgx.gpu.sm.count
+    assert g_shared == pytest.approx(g_alone + lost, rel=1e-6)
