@@ -67,3 +67,24 @@ def test_report_folder_round_trips(result, tmp_path):
     assert len(threads) == 3                                     # rank 0 compute + copy, rank 1 compute
     for spans in threads.values():
         assert all(t0 + d0 <= t1 for (t0, d0), (t1, _) in pairwise(spans))
+
+
+def test_collectives_have_a_row_per_rank_on_the_comm_thread_of_each_gpu():
+    doc = {"ops": [
+        {"op": "gemm", "name": "g0", "m": 2048, "n": 2048, "k": 2048, "rank": 0},
+        {"op": "gemm", "name": "g1", "m": 2048, "n": 2048, "k": 2048, "rank": 1},
+        {"op": "all_reduce", "name": "ar", "bytes": 1 << 26, "group": [0, 1, 2], "deps": ["g0", "g1"]},
+    ]}
+    result = simulate(doc, "hgx-b200-8")
+    f = result.ops
+    ar = f[f["name"] == "ar"]
+    assert ar["rank"].tolist() == [0, 1, 2] and set(ar["stream"]) == {"comm"}
+    assert (ar["start_s"] >= f.loc[f["name"].isin(["g0", "g1"]), "end_s"].max()).all()
+    s = result.summary
+    assert (s["ops"], s["rows"], s["ranks"]) == (3, 5, 3)
+    assert s["bytes"]["fabric"] == ar["bytes_fabric"].sum() > 0
+    assert s["energy_rows"] == 2                       # the fabric model gives no energy
+    doc = chrome_trace(f)
+    threads = {(e["pid"], e["args"]["name"]) for e in doc["traceEvents"] if e["name"] == "thread_name"}
+    assert threads == {(0, "compute"), (0, "comm"), (1, "compute"), (1, "comm"), (2, "comm")}
+    assert sorted(e["pid"] for e in doc["traceEvents"] if e.get("name") == "ar") == [0, 1, 2]
