@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "distributed run) import into one multi-GPU trace")
     p.add_argument("-o", "--output", required=True, metavar="OUT.yaml",
                    help="trace file to write (.yaml, .json or .jsonl)")
+    p.add_argument("--all-kernels", action="store_true",
+                   help="also import every other op that ran GPU kernels (norms, activations, optimizer...) as an "
+                        "elementwise op with bytes estimated from its input shapes")
     p.add_argument("--rank", type=int, default=None,
                    help="rank a single file's ops run on (default: the file's distributedInfo.rank, else 0)")
     p.add_argument("--config", "-c", default=None, metavar="C",
@@ -37,14 +40,15 @@ def run_import(args: argparse.Namespace) -> dict:
     if args.rank is not None and (args.rank < 0 or len(args.profiles) > 1):
         fail(f"--rank {args.rank}: must be >= 0 and only with one file (several files use their own ranks)")
     doc = import_torch_profile(args.profiles if len(args.profiles) > 1 else args.profiles[0], rank=args.rank,
-                               config=args.config)
+                               config=args.config, all_kernels=args.all_kernels)
     out = write_trace(doc, args.output)
-    counts = {kind: sum(op["op"] == kind for op in doc["ops"]) for kind in ("gemm", "attention")}
-    counts["collectives"] = len(doc["ops"]) - counts["gemm"] - counts["attention"]
+    counts = {kind: sum(op["op"] == kind for op in doc["ops"]) for kind in ("gemm", "attention", "elementwise")}
+    counts["collectives"] = len(doc["ops"]) - sum(counts.values())
     measured = sum(op.get("measured_s", 0.0) for op in doc["ops"])
     platform = doc.get("config") or doc.get("system")
     data = {"output": str(out), "ops": len(doc["ops"]), **counts, "measured_s": measured, "platform": platform}
+    others = f", {counts['elementwise']} other kernels" if args.all_kernels else ""
     text = (f"wrote {out}: {len(doc['ops'])} ops ({counts['gemm']} GEMM, {counts['attention']} attention, "
-            f"{counts['collectives']} collectives), {measured * 1e3:.3f} ms measured GPU kernel time"
+            f"{counts['collectives']} collectives{others}), {measured * 1e3:.3f} ms measured GPU kernel time"
             + (f", platform {platform}" if platform else ""))
     return {"json": data, "text": text}

@@ -20,6 +20,11 @@ nest, e.g. ``aten::linear`` -> ``aten::matmul`` -> ``aten::mm`` gives one GEMM):
   follow the nccl-tests convention (all_gather: the gathered output; reduce_scatter and the others:
   the input).
 
+With ``all_kernels`` every other outermost ``aten::`` op that ran GPU kernels (norms, activations,
+losses, optimizer, copies) becomes an ``elementwise`` op whose bytes are estimated from its input
+shapes (see :func:`~blackwell_sim.trace.torch_profile_ops.elementwise_fields`); ops inside
+``Optimizer.step`` get ``phase: optim``.
+
 Measured time: each op's GPU kernels (category ``kernel``) are found through the launch events
 (``cuda_runtime`` / ``cuda_driver``) that share their ``correlation`` id and lie inside the op's
 CPU interval on the op's thread (the ``ac2g`` flow events of the Chrome trace encode the same link);
@@ -61,10 +66,12 @@ from blackwell_sim.trace.torch_profile_ops import (
     Event,
     attention_fields,
     collective_fields,
+    elementwise_fields,
     gemm_fields,
 )
 
 _BACKWARD_SCOPE = "autograd::engine::evaluate_function"
+_OPTIM_SCOPE = "Optimizer.step"
 
 
 def _read(path: Path) -> Any:
@@ -102,10 +109,12 @@ class _Scan:
 
     KERNEL_LINK_CATS = ("kernel", "cuda_runtime", "cuda_driver")
 
-    def __init__(self, source: str, raw_events: list):
+    def __init__(self, source: str, raw_events: list, others: bool = False):
         wanted = set(GEMM_OPS) | set(ATTENTION_OPS) | {COMMS_EVENT}
         self.cpu: list[Event] = []
+        self.others: list[Event] = []  # other aten ops (with ``others``), candidates for elementwise ops
         self.scopes: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+        self.optim: dict[tuple, list[tuple[float, float]]] = defaultdict(list)  # Optimizer.step scopes
         self.kernels_by_corr: dict[Any, float] = defaultdict(float)
         self.kernels_by_ext: dict[Any, float] = defaultdict(float)
         self.launches: dict[tuple, list[tuple[float, Any]]] = defaultdict(list)
@@ -114,6 +123,12 @@ class _Scan:
             if not isinstance(raw, Mapping):
                 continue
             cat, name = raw.get("cat"), raw.get("name", "")
+            if cat == "user_annotation" and isinstance(name, str) and name.startswith(_OPTIM_SCOPE) \
+                    and _number(raw.get("ts")) and _number(raw.get("dur", 0)) and _scalar(raw.get("tid")) \
+                    and _scalar(raw.get("pid")):
+                self.optim[(raw.get("pid"), raw.get("tid"))].append((float(raw["ts"]),
+                                                                    float(raw["ts"]) + float(raw.get("dur", 0))))
+                continue
             if cat not in ("cpu_op",) + self.KERNEL_LINK_CATS:
                 continue
             recognised = cat == "cpu_op" and isinstance(name, str) and (
@@ -123,9 +138,10 @@ class _Scan:
                     _scalar(args.get(k)) for k in ("correlation", "External id")):
                 raise BlackwellSimError(f"{source}: event {i} '{str(name)[:60]}': 'args' must be a mapping and "
                                         f"'pid'/'tid'/'correlation'/'External id' plain values")
-            if not _number(raw.get("ts")) or not _number(raw.get("dur", 0)):
+            if not _number(raw.get("ts")) or not _number(raw.get("dur", 0)) or raw.get("dur", 0) < 0:
                 if recognised or cat != "cpu_op":
-                    raise BlackwellSimError(f"{source}: event {i} '{str(name)[:60]}': 'ts'/'dur' must be numbers")
+                    raise BlackwellSimError(f"{source}: event {i} '{str(name)[:60]}': 'ts'/'dur' must be numbers "
+                                            f"(dur >= 0), got {raw.get('ts')!r}/{raw.get('dur', 0)!r}")
                 continue
             thread, ts = (raw.get("pid"), raw.get("tid")), float(raw["ts"])
             if cat == "kernel":
@@ -143,14 +159,22 @@ class _Scan:
                     self.cpu.append(Event(i, raw))
                 elif recognised:
                     self.scopes[thread].append((ts, ts + float(raw.get("dur", 0))))
+                elif others and isinstance(name, str) and name.startswith("aten::"):
+                    self.others.append(Event(i, raw))
         self.cpu.sort(key=lambda e: (e.ts, -e.end, e.index))
-        for lst in self.scopes.values():
-            lst.sort()
+        self.others.sort(key=lambda e: (e.ts, -e.end, e.index))
+        for table in (self.scopes, self.optim):
+            for lst in table.values():
+                lst.sort()
 
-    def in_backward(self, ev: Event) -> bool:
-        scopes = self.scopes.get(ev.thread, [])
-        j = bisect.bisect_right(scopes, (ev.ts, math.inf)) - 1
-        return any(s <= ev.ts <= e for s, e in scopes[max(0, j - 8):j + 1])
+    def phase(self, ev: Event) -> str:
+        """``bwd`` inside an autograd engine scope, ``optim`` inside ``Optimizer.step``, else ``fwd``."""
+        for table, phase in ((self.scopes, "bwd"), (self.optim, "optim")):
+            scopes = table.get(ev.thread, [])
+            j = bisect.bisect_right(scopes, (ev.ts, math.inf)) - 1
+            if any(s <= ev.ts <= e for s, e in scopes[max(0, j - 8):j + 1]):
+                return phase
+        return "fwd"
 
     def measure(self, intervals: dict[tuple, list[tuple[float, float, int]]], n: int) -> list[float | None]:
         """Summed kernel time (s) of each op (None when no kernel is linked to it)."""
@@ -184,25 +208,14 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _import_one(path: Path, rank: int | None) -> dict[str, Any]:
-    """One file's ops in issue order (names unprefixed; collectives keep their group) and facts."""
-    source = str(path)
-    doc = _read(path)
-    raw_events = doc.get("traceEvents") if isinstance(doc, Mapping) else doc if isinstance(doc, list) else None
-    if not isinstance(raw_events, list):
-        raise BlackwellSimError(f"{source}: no 'traceEvents' list (not a torch.profiler Chrome trace)")
-    if rank is None:
-        info = doc.get("distributedInfo") if isinstance(doc, Mapping) else None
-        rank = info.get("rank", 0) if isinstance(info, Mapping) else 0
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
-            raise BlackwellSimError(f"{source}: distributedInfo.rank: expected an integer >= 0, got {rank!r}")
-    scan = _Scan(source, raw_events)
+def _select(source: str, scan: _Scan) -> tuple[list[tuple[Event, dict, str]], int, int]:
+    """The events that become ops, in issue order: the outermost recognised op of each call tree,
+    then (when the scan collected them) the outermost other ``aten::`` ops that neither sit inside
+    nor contain a recognised one. Returns them with their trace fields and name stem, and the
+    counts of skipped non-collective comms events and of dropped one-rank collectives."""
+    chosen: list[tuple[Event, dict, str]] = []
     outer_end: dict[tuple, float] = {}
-    ops: list[dict] = []
-    counters: dict[str, int] = defaultdict(int)
-    intervals: dict[tuple, list[tuple[float, float, int]]] = defaultdict(list)
-    last_compute: str | None = None
-    pending: list[str] = []
+    spans: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
     skipped = single = 0
     for ev in scan.cpu:
         if ev.ts < outer_end.get(ev.thread, -math.inf):
@@ -223,28 +236,69 @@ def _import_one(path: Path, rank: int | None) -> dict[str, Any]:
             fields = gemm_fields(source, ev)
             kind = ev.name.split("::")[-1].lstrip("_")
         outer_end[ev.thread] = ev.end
+        spans[ev.thread].append((ev.ts, ev.end))
+        chosen.append((ev, fields, kind))
+    other_end: dict[tuple, float] = {}
+    for ev in scan.others:
+        if ev.ts < other_end.get(ev.thread, -math.inf):
+            continue
+        rec = spans.get(ev.thread, [])
+        j = bisect.bisect_right(rec, (ev.ts, math.inf)) - 1
+        if (j >= 0 and rec[j][1] >= ev.ts) or (j + 1 < len(rec) and rec[j + 1][0] <= ev.end):
+            continue  # inside a recognised op, or holding one (its other children are candidates)
+        other_end[ev.thread] = ev.end
+        chosen.append((ev, elementwise_fields(ev), ev.name.split("::")[-1].strip("_")))
+    chosen.sort(key=lambda c: (c[0].ts, c[0].index))
+    return chosen, skipped, single
+
+
+def _import_one(path: Path, rank: int | None, all_kernels: bool = False) -> dict[str, Any]:
+    """One file's ops in issue order (names unprefixed; collectives keep their group) and facts."""
+    source = str(path)
+    doc = _read(path)
+    raw_events = doc.get("traceEvents") if isinstance(doc, Mapping) else doc if isinstance(doc, list) else None
+    if not isinstance(raw_events, list):
+        raise BlackwellSimError(f"{source}: no 'traceEvents' list (not a torch.profiler Chrome trace)")
+    if rank is None:
+        info = doc.get("distributedInfo") if isinstance(doc, Mapping) else None
+        rank = info.get("rank", 0) if isinstance(info, Mapping) else 0
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise BlackwellSimError(f"{source}: distributedInfo.rank: expected an integer >= 0, got {rank!r}")
+    scan = _Scan(source, raw_events, others=all_kernels)
+    chosen, skipped, single = _select(source, scan)
+    intervals: dict[tuple, list[tuple[float, float, int]]] = defaultdict(list)
+    for i, (ev, _, _) in enumerate(chosen):
+        intervals[ev.thread].append((ev.ts, ev.end, i))
+    for spans in intervals.values():
+        spans.sort()
+    measured = scan.measure(intervals, len(chosen))
+    ops: list[dict] = []
+    counters: dict[str, int] = defaultdict(int)
+    last_compute: str | None = None
+    pending: list[str] = []
+    for (ev, fields, kind), seconds in zip(chosen, measured, strict=True):
+        if fields["op"] == "elementwise" and seconds is None:
+            continue  # an op that ran no GPU kernel (views, host-side work)
         name = f"{kind}_{counters[kind]}"
         counters[kind] += 1
-        in_bwd = scan.in_backward(ev)
+        phase = scan.phase(ev)
         op = {**fields, "name": name}
-        if fields["op"] in ("gemm", "attention"):
-            op.update(rank=rank, phase="bwd" if in_bwd else "fwd", stream="compute")
+        if "group" not in fields:
+            op.update(rank=rank, phase=phase, stream="compute")
             if pending:
                 op["deps"] = pending
                 pending = []
             last_compute = name
         else:
-            if in_bwd:
-                op["phase"] = "bwd"
+            if phase != "fwd":
+                op["phase"] = phase
             op["stream"] = "comm"
             if last_compute:
                 op["deps"] = [last_compute]
             pending = [name]
-        intervals[ev.thread].append((ev.ts, ev.end, len(ops)))
-        ops.append(op)
-    for op, seconds in zip(ops, scan.measure(intervals, len(ops))):
         if seconds is not None:
             op["measured_s"] = round(seconds, 12)
+        ops.append(op)
     return {"source": source, "rank": rank, "ops": ops, "skipped": skipped, "single": single,
             "preset": _device_preset(doc)}
 
@@ -316,7 +370,7 @@ def _merge(files: list[dict]) -> list[dict]:
 
 
 def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike], rank: int | None = None,
-                         config: str | None = None) -> dict:
+                         config: str | None = None, all_kernels: bool = False) -> dict:
     """A trace document (``{name, description, config|system, ops}``) from torch.profiler Chrome
     traces: one file (one process) or a list of files (one per rank of a distributed run).
 
@@ -324,6 +378,10 @@ def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike],
     with several files each file's own rank is used (else its position in the list). ``config``
     (a GPU or system preset) defaults to the preset matching the trace's GPU name (H100 ->
     h100-sxm, ...), or that GPU's 8-GPU / NVL72 system when collectives span several ranks.
+    ``all_kernels``: also import every other outermost ``aten::`` op that ran GPU kernels as an
+    ``elementwise`` op (bytes estimated from its input shapes, see
+    :func:`~blackwell_sim.trace.torch_profile_ops.elementwise_fields`), so the whole step's kernel
+    time is measured and simulated.
     Raises :class:`~blackwell_sim.errors.BlackwellSimError` for unreadable or malformed input.
     """
     many = isinstance(paths, Sequence) and not isinstance(paths, (str, bytes))
@@ -331,13 +389,13 @@ def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike],
     if not path_list:
         raise BlackwellSimError("import-torch-profile: no profiler trace files given")
     if many and len(path_list) > 1:
-        files = [_import_one(p, None) for p in path_list]
+        files = [_import_one(p, None, all_kernels) for p in path_list]
         if len({f["rank"] for f in files}) < len(files):  # no distributed info: rank = position
             for i, f in enumerate(files):
                 f["rank"] = i
         ops = _merge(files)
     else:
-        files = [_import_one(path_list[0], rank)]
+        files = [_import_one(path_list[0], rank, all_kernels)]
         ops = files[0]["ops"]
     if not ops:
         raise BlackwellSimError(f"{', '.join(f['source'] for f in files)}: no GEMM, attention or NCCL collective "
@@ -346,12 +404,16 @@ def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike],
     top = max([op["rank"] for op in ops if "rank" in op] + [max(op.get("group", [0])) for op in ops])
     n_gemm = sum(op["op"] == "gemm" for op in ops)
     n_attn = sum(op["op"] == "attention" for op in ops)
+    n_other = sum(op["op"] == "elementwise" for op in ops)
     single, skipped = sum(f["single"] for f in files), sum(f["skipped"] for f in files)
     names = ", ".join(p.name for p in path_list)
     out: dict[str, Any] = {
         "name": path_list[0].name.split(".")[0],
         "description": (f"imported from {names} (torch.profiler): {n_gemm} GEMMs, {n_attn} attention ops, "
-                        f"{len(ops) - n_gemm - n_attn} collectives; measured_s = summed GPU kernel time"
+                        f"{len(ops) - n_gemm - n_attn - n_other} collectives"
+                        + (f", {n_other} other kernels as elementwise ops (bytes estimated from input shapes)"
+                           if all_kernels else "")
+                        + "; measured_s = summed GPU kernel time"
                         + (f"; {single} one-rank collectives dropped" if single else "")
                         + (f"; {skipped} non-collective comms events skipped" if skipped else ""))}
     gpu = next((f["preset"] for f in files if f["preset"]), None)

@@ -80,6 +80,12 @@ class Event:
         self.args = raw.get("args") or {}
 
 
+def _arg_list(ev: Event, key: str) -> list:
+    """A list-valued argument of the event ([] when absent or not a list)."""
+    value = ev.args.get(key)
+    return value if isinstance(value, list) else []
+
+
 def bad(source: str, ev: Event, why: str) -> BlackwellSimError:
     return BlackwellSimError(f"{source}: event {ev.index} '{ev.name}' (ts {ev.ts:.3f} us): {why}")
 
@@ -103,9 +109,9 @@ def _dims(source: str, ev: Event, count: int, ranks: tuple[tuple[int, ...], ...]
 
 
 def input_dtype(source: str, ev: Event, index: int = 0) -> str:
-    types = ev.args.get("Input type") or []
+    types = _arg_list(ev, "Input type")
     name = types[index] if index < len(types) else ""
-    if name not in TORCH_DTYPES:
+    if not isinstance(name, str) or name not in TORCH_DTYPES:
         raise bad(source, ev, f"input {index}: unsupported element type {name!r}; known: "
                                f"{', '.join(sorted(k for k in TORCH_DTYPES if k.startswith('c10') or k[0].islower()))}")
     return TORCH_DTYPES[name][0]
@@ -171,10 +177,10 @@ def scaled_mm_dtype(source: str, ev: Event) -> tuple[str, int]:
     """(dtype, k multiplier) of ``_scaled_mm``: packed FP4 holds 2 elements a byte; block scales
     (E8M0 -> MX, E4M3 -> NVFP4; a scale tensor with more than one element) mark block scaling."""
     base = input_dtype(source, ev, 0)
-    types = ev.args.get("Input type") or []
-    dims = ev.args.get("Input Dims") or []
-    scale_type = types[2] if len(types) > 2 else ""
-    scale_elems = _prod(dims[2]) if len(dims) > 2 and isinstance(dims[2], list) else 1
+    types = _arg_list(ev, "Input type")
+    dims = _arg_list(ev, "Input Dims")
+    scale_type = types[2] if len(types) > 2 and isinstance(types[2], str) else ""
+    scale_elems = int(_tensor_bytes(dims[2], 1)) if len(dims) > 2 else 1
     blocked = scale_elems > 1 and "e8m0" in scale_type.lower() or (base == "nvfp4" and scale_elems > 1)
     if base == "nvfp4":
         return ("mxfp4" if "e8m0" in scale_type.lower() else "nvfp4"), 2
@@ -184,7 +190,7 @@ def scaled_mm_dtype(source: str, ev: Event) -> tuple[str, int]:
 
 
 def _causal(ev: Event, index: int | None) -> bool:
-    concrete = ev.args.get("Concrete Inputs") or []
+    concrete = _arg_list(ev, "Concrete Inputs")
     if index is None or index >= len(concrete):
         return False
     return str(concrete[index]).strip().lower() in ("true", "1")
@@ -257,4 +263,35 @@ def gemm_fields(source: str, ev: Event) -> dict[str, Any]:
     if fields["batch"] == 1:
         del fields["batch"]
     return fields
+
+
+#: bytes per element assumed where the profile does not say (TensorList inputs, unknown types)
+DEFAULT_ELEMENT_BYTES = 2
+
+
+def _tensor_bytes(dims: Any, element_bytes: float) -> float:
+    """Bytes of one input: a shape (list of sizes), a TensorList (list of shapes), else 0."""
+    if isinstance(dims, list) and dims and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                               for d in dims):
+        return math.prod(dims) * element_bytes
+    if isinstance(dims, list) and dims and all(isinstance(d, list) for d in dims):
+        return sum(_tensor_bytes(d, element_bytes) for d in dims)
+    return 0.0
+
+
+def elementwise_fields(ev: Event) -> dict[str, Any]:
+    """An ``elementwise`` op estimated from any other ``aten::`` op's inputs (``--all-kernels``).
+
+    Estimate (the profile records input shapes, not outputs, and no arithmetic): bytes read =
+    every tensor input once; bytes written = the largest input (the output of an elementwise,
+    normalization or in-place op has an input's shape); flops = 0 (memory-bound). Element sizes
+    from ``Input type``; TensorLists and unknown types count :data:`DEFAULT_ELEMENT_BYTES`.
+    """
+    dims, types = _arg_list(ev, "Input Dims"), _arg_list(ev, "Input type")
+    sizes = []
+    for i, d in enumerate(dims):
+        name = types[i] if i < len(types) and isinstance(types[i], str) else ""
+        sizes.append(_tensor_bytes(d, TORCH_DTYPES.get(name, (None, DEFAULT_ELEMENT_BYTES))[1]))
+    return {"op": "elementwise", "bytes_read": int(sum(sizes)), "bytes_written": int(max(sizes, default=0)),
+            "flops": 0.0}
 

@@ -115,3 +115,19 @@ def test_cli_import_writes_a_runnable_trace(cli, fixture_dir, tmp_path):
     trace = load_trace(out)
     assert len(trace.ops) == 33 and trace.config == "h100-sxm"
     assert all(op.measured_s and op.measured_s > 0 for op in trace.ops)
+    r = cli("import-torch-profile", str(fixture_dir / "torch_profile_small_transformer.json.gz"), "-o", str(out),
+            "--all-kernels", "--json")
+    assert r.returncode == 0 and r.json()["elementwise"] == len(load_trace(out).ops) - 33 > 0
+
+
+def test_all_kernels_accounts_for_every_kernel_once(fixture_dir, imported):
+    path = fixture_dir / "torch_profile_small_transformer.json.gz"
+    raw = json.loads(gzip.decompress(path.read_bytes()))
+    kernel_s = sum(e["dur"] for e in raw["traceEvents"] if e.get("cat") == "kernel") * 1e-6
+    everything = import_torch_profile(path, all_kernels=True)
+    assert sum(o["measured_s"] for o in everything["ops"]) == pytest.approx(kernel_s, rel=1e-9)
+    same = [o for o in everything["ops"] if o["op"] != "elementwise"]
+    assert same == imported["ops"]  # GEMMs and attention unchanged, in the same order
+    phases = Counter(o["phase"] for o in everything["ops"] if o["op"] == "elementwise")
+    assert set(phases) == {"fwd", "bwd", "optim"}
+    parse_document(everything)

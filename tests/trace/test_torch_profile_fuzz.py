@@ -14,7 +14,7 @@ from blackwell_sim.trace.io import parse_document
 from blackwell_sim.trace.torch_profile import import_torch_profile
 from blackwell_sim.trace.torch_profile_ops import ATTENTION_OPS, GEMM_OPS
 
-NAMES = list(GEMM_OPS) + list(ATTENTION_OPS) + ["record_param_comms", "aten::add", "cudaLaunchKernel",
+NAMES = list(GEMM_OPS) + list(ATTENTION_OPS) + ["record_param_comms", "aten::add", "aten::cat", "cudaLaunchKernel",
                                                 "autograd::engine::evaluate_function: MmBackward0"]
 SCALARS = (st.none() | st.booleans() | st.integers(-2, 5000) | st.floats(allow_nan=True, width=32)
            | st.sampled_from(["", "True", "c10::BFloat16", "float", "BFloat16", "allreduce", "[0, 1]", "x"]))
@@ -44,12 +44,12 @@ def _one_line(exc: BlackwellSimError) -> None:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                     HealthCheck.function_scoped_fixture])
-@given(DOC)
-def test_random_profiles_import_or_fail_with_one_line(tmp_path, doc):
+@given(DOC, st.booleans())
+def test_random_profiles_import_or_fail_with_one_line(tmp_path, doc, all_kernels):
     path = tmp_path / "fuzz.json"
     path.write_text(json.dumps(doc))
     try:
-        out = import_torch_profile(path)
+        out = import_torch_profile(path, all_kernels=all_kernels)
     except BlackwellSimError as exc:
         _one_line(exc)
         return
@@ -82,3 +82,60 @@ def test_random_models_generate_or_fail_with_one_line(raw, mode, tp, dp, pp):
         _one_line(exc)
         return
     parse_document(doc)
+
+
+def _valid_events() -> list[dict]:
+    """A small well-formed profile: nested linear, attention, a collective, other kernels."""
+    bf16 = "c10::BFloat16"
+
+    def op(name, ts, dur, dims, types, ext, tid=1):
+        return {"ph": "X", "cat": "cpu_op", "name": name, "pid": 1, "tid": tid, "ts": ts, "dur": dur,
+                "args": {"Input Dims": dims, "Input type": types, "External id": ext}}
+
+    def launch(ts, corr, dur, tid=1):
+        return [{"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": tid, "ts": ts,
+                 "dur": 1, "args": {"correlation": corr}},
+                {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": ts + 2, "dur": dur,
+                 "args": {"correlation": corr, "External id": corr}}]
+
+    q = [2, 4, 64, 32]
+    return [op("aten::linear", 0, 50, [[2, 64, 32], [16, 32], []], [bf16, bf16, ""], 1),
+            op("aten::mm", 10, 30, [[128, 32], [32, 16]], [bf16, bf16], 2), *launch(15, 1, 5.0),
+            op("aten::scaled_dot_product_attention", 60, 40, [q, q, q, [], [], [], [], []], [bf16] * 3 + [""] * 5, 3),
+            *launch(70, 2, 7.0),
+            {"ph": "X", "cat": "cpu_op", "name": "record_param_comms", "pid": 1, "tid": 1, "ts": 120, "dur": 10,
+             "args": {"Collective name": "allreduce", "In msg nelems": 64, "Out msg nelems": 64, "dtype": "BFloat16",
+                      "Group size": 2, "Process Group Ranks": "[0, 1]"}}, *launch(122, 3, 9.0),
+            op("aten::add", 140, 10, [[4, 8], [4, 8]], [bf16, bf16], 4), *launch(142, 4, 1.0),
+            {"ph": "X", "cat": "cpu_op", "name": "autograd::engine::evaluate_function: MmBackward0", "pid": 1,
+             "tid": 2, "ts": 200, "dur": 50, "args": {}},
+            op("aten::mm", 210, 20, [[128, 16], [16, 32]], [bf16, bf16], 5, tid=2), *launch(212, 5, 3.0, tid=2)]
+
+
+MUTATION = st.tuples(st.integers(0, 19), st.sampled_from(["name", "ts", "dur", "tid", "cat", "args", "Input Dims",
+                                                          "Input type", "correlation", "Group size"]),
+                     SCALARS | DIMS)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                    HealthCheck.function_scoped_fixture])
+@given(st.lists(MUTATION, max_size=3), st.booleans())
+def test_mutated_valid_profiles_import_or_fail_with_one_line(tmp_path, mutations, all_kernels):
+    events = _valid_events()
+    for index, key, value in mutations:
+        ev = events[index % len(events)]
+        if key in ("Input Dims", "Input type", "correlation", "Group size") and isinstance(ev.get("args"), dict):
+            ev["args"][key] = value
+        else:
+            ev[key] = value
+    path = tmp_path / "fuzz.json"
+    path.write_text(json.dumps({"traceEvents": events}))
+    try:
+        out = import_torch_profile(path, all_kernels=all_kernels)
+    except BlackwellSimError as exc:
+        _one_line(exc)
+        return
+    parse_document(out)
+    if not mutations:
+        assert [o["op"] for o in out["ops"]] == ["gemm", "attention", "all_reduce"] + ["elementwise"] * all_kernels \
+            + ["gemm"]

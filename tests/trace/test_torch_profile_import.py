@@ -282,3 +282,25 @@ def test_grouped_mm_for_moe_experts(tmp_path):
     b.op("aten::_grouped_mm", 20, 10, [[8, 125, 64], [8, 64, 32]])
     ops = _import(tmp_path, b)
     assert [(o["batch"], o["m"], o["n"], o["k"]) for o in ops] == [(8, 125, 32, 64)] * 2
+
+
+def test_all_kernels_picks_the_outermost_ops_around_recognised_ones(tmp_path):
+    b = Builder().op("aten::einsum", 0, 100, [[6, 8, 32], [6, 32, 16]])      # holds a bmm: not an op itself
+    b.op("aten::bmm", 10, 30, [[6, 8, 32], [6, 32, 16]]).launch(15, 4.0)
+    b.op("aten::copy_", 50, 20, [[6, 8, 16], [6, 8, 16]]).launch(55, 2.0)   # einsum's other child: an op
+    b.op("aten::add", 200, 10, [[4, 8], [4, 8], []], [BF16, BF16, "Scalar"]).launch(205, 1.0)
+    b.op("aten::view", 300, 1, [[4, 8], []])                                 # no kernel: dropped
+    b.events.append({"ph": "X", "cat": "user_annotation", "name": "Optimizer.step#AdamW.step", "pid": 1, "tid": 1,
+                     "ts": 400, "dur": 50, "args": {}})
+    b.op("aten::_fused_adamw_", 410, 30, [[[4, 8], [8]], [[4, 8], [8]]], ["TensorList", "TensorList"])
+    b.launch(415, 3.0)
+    default = _import(tmp_path, b)
+    assert [o["name"] for o in default] == ["bmm_0"]
+    ops = import_torch_profile(tmp_path / "p.json", all_kernels=True)["ops"]
+    assert [(o["name"], o["op"], o["phase"], o["measured_s"]) for o in ops] == [
+        ("bmm_0", "gemm", "fwd", pytest.approx(4e-6)), ("copy_0", "elementwise", "fwd", pytest.approx(2e-6)),
+        ("add_0", "elementwise", "fwd", pytest.approx(1e-6)), ("fused_adamw_0", "elementwise", "optim",
+                                                               pytest.approx(3e-6))]
+    add, adam = ops[2], ops[3]
+    assert (add["bytes_read"], add["bytes_written"], add["flops"]) == (2 * 32 * 2, 32 * 2, 0.0)
+    assert (adam["bytes_read"], adam["bytes_written"]) == (2 * 40 * 2, 40 * 2)  # TensorLists at 2 bytes
