@@ -277,9 +277,14 @@ def _import_one(path: Path, rank: int | None, all_kernels: bool = False) -> dict
     counters: dict[str, int] = defaultdict(int)
     last_compute: str | None = None
     pending: list[str] = []
+    no_bytes = [0, 0.0]  # other ops without tensor inputs (zeros, full): count, kernel seconds
     for (ev, fields, kind), seconds in zip(chosen, measured, strict=True):
         if fields["op"] == "elementwise" and seconds is None:
             continue  # an op that ran no GPU kernel (views, host-side work)
+        if fields["op"] == "elementwise" and fields["bytes_read"] + fields["bytes_written"] == 0:
+            no_bytes[0] += 1
+            no_bytes[1] += seconds
+            continue
         name = f"{kind}_{counters[kind]}"
         counters[kind] += 1
         phase = scan.phase(ev)
@@ -301,7 +306,7 @@ def _import_one(path: Path, rank: int | None, all_kernels: bool = False) -> dict
             op["measured_s"] = round(seconds, 12)
         ops.append(op)
     return {"source": source, "rank": rank, "ops": ops, "skipped": skipped, "single": single,
-            "preset": _device_preset(doc)}
+            "no_bytes": no_bytes, "preset": _device_preset(doc)}
 
 
 def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike], rank: int | None = None,
@@ -341,6 +346,7 @@ def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike],
     n_attn = sum(op["op"] == "attention" for op in ops)
     n_other = sum(op["op"] == "elementwise" for op in ops)
     single, skipped = sum(f["single"] for f in files), sum(f["skipped"] for f in files)
+    no_bytes = [sum(f["no_bytes"][0] for f in files), sum(f["no_bytes"][1] for f in files)]
     names = ", ".join(p.name for p in path_list)
     out: dict[str, Any] = {
         "name": path_list[0].name.split(".")[0],
@@ -350,6 +356,8 @@ def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike],
                            if all_kernels else "")
                         + "; measured_s = summed GPU kernel time"
                         + (f"; {single} one-rank collectives dropped" if single else "")
+                        + (f"; {no_bytes[0]} ops without tensor inputs ({no_bytes[1] * 1e6:.1f} us of kernels) "
+                           f"left out" if no_bytes[0] else "")
                         + (f"; {skipped} non-collective comms events skipped" if skipped else ""))}
     gpu = next((f["preset"] for f in files if f["preset"]), None)
     multi = widest > 1 or top > 0

@@ -265,16 +265,16 @@ def gemm_fields(source: str, ev: Event) -> dict[str, Any]:
     return fields
 
 
-#: bytes per element assumed where the profile does not say (TensorList inputs, unknown types)
+#: bytes per element assumed where the profile does not say (TensorList inputs)
 DEFAULT_ELEMENT_BYTES = 2
 
 
 def _tensor_bytes(dims: Any, element_bytes: float) -> float:
-    """Bytes of one input: a shape (list of sizes), a TensorList (list of shapes), else 0."""
-    if isinstance(dims, list) and dims and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                               for d in dims):
+    """Bytes of one tensor input: a shape (list of sizes; [] is a 0-dim tensor of one element) or a
+    TensorList (list of shapes); anything else 0."""
+    if isinstance(dims, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
         return math.prod(dims) * element_bytes
-    if isinstance(dims, list) and dims and all(isinstance(d, list) for d in dims):
+    if isinstance(dims, list) and all(isinstance(d, list) for d in dims):
         return sum(_tensor_bytes(d, element_bytes) for d in dims)
     return 0.0
 
@@ -285,13 +285,17 @@ def elementwise_fields(ev: Event) -> dict[str, Any]:
     Estimate (the profile records input shapes, not outputs, and no arithmetic): bytes read =
     every tensor input once; bytes written = the largest input (the output of an elementwise,
     normalization or in-place op has an input's shape); flops = 0 (memory-bound). Element sizes
-    from ``Input type``; TensorLists and unknown types count :data:`DEFAULT_ELEMENT_BYTES`.
+    from ``Input type``; TensorLists count :data:`DEFAULT_ELEMENT_BYTES`. Inputs that are not
+    tensors (scalars, None, int lists) count nothing, so an op without tensor inputs (``zeros``,
+    ``full``) comes out with no bytes: the importer leaves those out.
     """
     dims, types = _arg_list(ev, "Input Dims"), _arg_list(ev, "Input type")
     sizes = []
     for i, d in enumerate(dims):
         name = types[i] if i < len(types) and isinstance(types[i], str) else ""
-        sizes.append(_tensor_bytes(d, TORCH_DTYPES.get(name, (None, DEFAULT_ELEMENT_BYTES))[1]))
+        if name == "TensorList":
+            sizes.append(_tensor_bytes(d, DEFAULT_ELEMENT_BYTES) if d and isinstance(d, list) else 0.0)
+        elif name in TORCH_DTYPES:
+            sizes.append(_tensor_bytes(d, TORCH_DTYPES[name][1]))
     return {"op": "elementwise", "bytes_read": int(sum(sizes)), "bytes_written": int(max(sizes, default=0)),
             "flops": 0.0}
-

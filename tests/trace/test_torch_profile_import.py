@@ -304,3 +304,13 @@ def test_all_kernels_picks_the_outermost_ops_around_recognised_ones(tmp_path):
     add, adam = ops[2], ops[3]
     assert (add["bytes_read"], add["bytes_written"], add["flops"]) == (2 * 32 * 2, 32 * 2, 0.0)
     assert (adam["bytes_read"], adam["bytes_written"]) == (2 * 40 * 2, 40 * 2)  # TensorLists at 2 bytes
+
+
+def test_all_kernels_zero_dim_tensors_count_and_ops_without_tensors_are_left_out(tmp_path):
+    b = Builder().op("aten::mm", 0, 10, [[8, 32], [32, 16]])
+    b.op("aten::ones_like", 20, 5, [[], [], []], ["float", "", ""]).launch(21, 1.0)   # a 0-dim fp32 tensor
+    b.op("aten::zeros", 40, 5, [[], [], []], ["", "", ""]).launch(41, 2.0)           # sizes are not tensors
+    doc = import_torch_profile(b.write(tmp_path / "p.json"), all_kernels=True)
+    assert [(o["name"], o.get("bytes_read"), o.get("bytes_written")) for o in doc["ops"]] == [
+        ("mm_0", None, None), ("ones_like_0", 4, 4)]
+    assert "1 ops without tensor inputs (2.0 us of kernels) left out" in doc["description"]
