@@ -53,9 +53,6 @@ from blackwell_sim.trace.scheduler import Instance, graph, schedule
 from blackwell_sim.trace.timing import issue_times
 
 FIDELITIES = ("fast", "detailed")
-FLOAT_COLUMNS = ("start_s", "end_s", "time_s", "flops", "tflops", "peak_tflops", "pct_of_peak",
-                 "bytes_hbm", "bytes_l2", "bytes_fabric", "energy_j", "measured_s", "sqnr_db",
-                 "rel_error", "functional_s")
 FRAME_COLUMNS = ("name", "op", "rank", "stream", "layer", "phase", "start_s", "end_s", "time_s",
                  "flops", "tflops", "peak_tflops", "pct_of_peak", "dtype", "sparse", "bound", "tile",
                  "bytes_hbm", "bytes_l2", "bytes_fabric", "energy_j", "measured_s", "cached",
@@ -105,7 +102,7 @@ def _check_rank(trace: Trace, op: Op, field: str, rank: int, ranks: int, config)
 
 def plan(trace: Trace, config, *, check_cycles: bool = True) -> list[Instance]:
     """Check ranks against ``config``, pair send/recv, build the scheduled units, reject cycles
-    (``check_cycles=False`` leaves that to :func:`schedule`, which finds them anyway)."""
+    (``check_cycles=False``: the caller checks, with :func:`check_cycles_of` on its graph)."""
     if not isinstance(config, (GPUConfig, SystemConfig)):
         raise BlackwellSimError(f"config must be a GPUConfig or SystemConfig, got {type(config).__name__}")
     ranks = gpu_count(config)
@@ -197,29 +194,17 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
     prefix = (config_fingerprint(config), fidelity)
     keys = [prefix + inst.key for inst in instances]
     todo = list(dict.fromkeys(k for k in keys if k not in memo))
-    func_ops = []
-    if functional:
-        from blackwell_sim.trace.functional import functional_key
-        func_ops = [inst.ops[0] for inst in instances if inst.ops[0].op in COMPUTE_OPS]
-        func_keys = {}
-        for op in func_ops:
-            func_keys.setdefault(functional_key(op, functional, seed, trace.base_dir), op)
-    bar = progress(len(todo) + (len(func_keys) if functional else 0)) if progress else None
-    first_use: set[int] = set()
+    first_of = {k: i for i, k in reversed(list(enumerate(keys)))}
+    numeric_ops = [inst.ops[0] for inst in instances if functional and inst.ops[0].op in COMPUTE_OPS]
+    numeric_keys = _numeric_keys(numeric_ops, functional, seed, trace)
+    bar = progress(len(todo) + len(set(numeric_keys.values()))) if progress else None
+    first_use = {first_of[key] for key in todo}
     try:
-        by_key = {k: i for i, k in reversed(list(enumerate(keys)))}
         for key in todo:
-            memo[key] = evaluate(instances[by_key[key]], config, fidelity, trace.source)
-            first_use.add(by_key[key])
+            memo[key] = evaluate(instances[first_of[key]], config, fidelity, trace.source)
             if bar is not None:
                 bar.update(1)
-        numerics = {}
-        if functional:
-            from blackwell_sim.trace.functional import run_functional
-            for fkey, op in func_keys.items():
-                numerics[fkey] = run_functional(op, functional, seed, trace.base_dir, trace.source)
-                if bar is not None:
-                    bar.update(1)
+        func_of = _run_numerics(numeric_ops, numeric_keys, functional, seed, trace, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -234,10 +219,33 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
         else:
             rows.extend((op, rank, i) for op, rank in zip(inst.ops, inst.ranks, strict=True))
     rows.sort(key=lambda row: (row[0].index, row[1]))
-    func_of = {}
-    for op in func_ops:
-        func_of[op.index] = numerics[functional_key(op, functional, seed, trace.base_dir)]
     return _frame(rows, start, end, timings, first_use, func_of)
+
+
+def _numeric_keys(ops: list[Op], functional: str | None, seed: int, trace: Trace) -> dict[int, tuple]:
+    """Functional-execution key per op index (equal keys: same operands, same result)."""
+    if not ops:
+        return {}
+    from blackwell_sim.trace.functional import functional_key
+
+    return {op.index: functional_key(op, functional, seed, trace.base_dir) for op in ops}
+
+
+def _run_numerics(ops: list[Op], keys: dict[int, tuple], functional: str | None, seed: int,
+                  trace: Trace, bar) -> dict[int, tuple[float, float, float]]:
+    """(sqnr_db, rel_error, functional_s) per op index, each distinct key executed once."""
+    if not ops:
+        return {}
+    from blackwell_sim.trace.functional import run_functional
+
+    results: dict[tuple, tuple[float, float, float]] = {}
+    for op in ops:
+        key = keys[op.index]
+        if key not in results:
+            results[key] = run_functional(op, functional, seed, trace.base_dir, trace.source)
+            if bar is not None:
+                bar.update(1)
+    return {index: results[key] for index, key in keys.items()}
 
 
 def _frame(rows, start, end, timings: list[Timing], first_use: set[int], func_of: dict) -> pd.DataFrame:
