@@ -49,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--system", default=None, help="system preset for the trace (default by rank count)")
     where.add_argument("--config", "-c", default=None, metavar="C", help="GPU preset (one-rank traces)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.yaml", help="trace file (.yaml, .json, .jsonl)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.yaml",
+                   help="trace file (.yaml, .json, .jsonl); use .json for whole-model traces (a YAML file of "
+                        "100K+ ops takes about a minute to write and to read, JSON seconds)")
     p.set_defaults(handler=run_generate)
 
 
