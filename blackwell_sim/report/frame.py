@@ -156,14 +156,18 @@ def _default(col: Column, value):
 def coerce_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Cast the documented columns in place to their kinds (float64, int64, bool, object)."""
     for col in COLUMNS:
-        if col.kind == "float":
-            frame[col.name] = pd.to_numeric(frame[col.name], errors="raise").astype("float64")
-        elif col.kind == "int":
-            frame[col.name] = frame[col.name].astype("int64")
-        elif col.kind == "bool":
-            frame[col.name] = frame[col.name].astype(bool)
-        else:
-            frame[col.name] = frame[col.name].astype(object)
+        try:
+            if col.kind == "float":
+                frame[col.name] = pd.to_numeric(frame[col.name], errors="raise").astype("float64")
+            elif col.kind == "int":
+                frame[col.name] = frame[col.name].astype("int64")
+            elif col.kind == "bool":
+                frame[col.name] = frame[col.name].astype(bool)
+            else:
+                frame[col.name] = frame[col.name].astype(object)
+        except (ValueError, TypeError) as exc:
+            raise BlackwellSimError(f"results frame: column {col.name!r} cannot be read as "
+                                    f"{col.kind}: {exc}") from None
     return frame
 
 

@@ -51,6 +51,13 @@ def test_builder_fills_defaults_and_derives_end_tflops_and_pct():
     assert f["rank"].dtype == np.int64 and f["sparse"].dtype == bool and f["time_s"].dtype == np.float64
 
 
+def test_builder_names_a_value_of_the_wrong_kind():
+    with pytest.raises(BlackwellSimError, match=r"column 'time_s' cannot be read as float: .*'fast'"):
+        results_frame([{"name": "a", "op": "gemm", "start_s": 0.0, "time_s": "fast"}])
+    with pytest.raises(BlackwellSimError, match=r"column 'rank' cannot be read as int"):
+        results_frame([{"name": "a", "op": "gemm", "start_s": 0.0, "time_s": 1.0, "rank": "GPU0"}])
+
+
 def test_empty_frame_is_valid():
     validate_frame(empty_frame())
     assert list(empty_frame().columns) == list(COLUMN_NAMES)
