@@ -16,12 +16,12 @@ from blackwell_sim.trace.generators.models import ModelSpec, ceil_div
 from blackwell_sim.trace.generators.transformer import (
     ACT_BYTES,
     RankShape,
-    _comm,
-    _elementwise,
-    _gemm,
-    _linear_bwd,
-    _linear_fwd,
     column_parallel_backward,
+    comm_item,
+    elementwise_op,
+    gemm_op,
+    linear_bwd,
+    linear_fwd,
     row_parallel_backward,
     swiglu,
     tp_enter,
@@ -42,26 +42,26 @@ def moe_forward(spec: ModelSpec, sh: RankShape, lins: dict, dtype, numerics, tag
     rows_router = sh.norm_tokens             # every token without SP (redundantly), a shard with SP
     active, rows = expert_rows(spec, sh)
     dispatch = routed * moe.top_k * h * ACT_BYTES
-    items = [_gemm(f"{tag}.router", rows_router, moe.experts, h, sh.recipe.router, None),
-             _elementwise(f"{tag}.topk", rows_router * moe.experts * 4, rows_router * moe.top_k * 8,
+    items = [gemm_op(f"{tag}.router", rows_router, moe.experts, h, sh.recipe.router, None),
+             elementwise_op(f"{tag}.topk", rows_router * moe.experts * 4, rows_router * moe.top_k * 8,
                           2 * rows_router * moe.experts)]
     if sh.ep > 1:
-        items.append(_comm("all_to_all", dispatch, "ep", f"{tag}.dispatch", False))
+        items.append(comm_item("all_to_all", dispatch, "ep", f"{tag}.dispatch", False))
     if moe.shared_experts:
         sgu, sdown = lins["shared_gate_up"], lins["shared_down"]
         items += tp_enter(sh, t * h * ACT_BYTES, f"{tag}.shared")
-        items += [_linear_fwd(sgu, t, 1, dtype, numerics, tag), swiglu(f"{tag}.shared_act", t, sdown.in_features),
-                  _linear_fwd(sdown, t, 1, dtype, numerics, tag)]
+        items += [linear_fwd(sgu, t, 1, dtype, numerics, tag), swiglu(f"{tag}.shared_act", t, sdown.in_features),
+                  linear_fwd(sdown, t, 1, dtype, numerics, tag)]
         if sh.seq_parallel:
             items += tp_exit(sh, t * h * ACT_BYTES, f"{tag}.shared")[0]
-    gate_up = _linear_fwd(lins["expert_gate_up"], rows, active, dtype, numerics, tag)
+    gate_up = linear_fwd(lins["expert_gate_up"], rows, active, dtype, numerics, tag)
     if sh.ep > 1:
         gate_up["_wait"] = [f"{tag}.dispatch"]
     items += [gate_up, swiglu(f"{tag}.expert_act", rows * active, moe.expert_ffn),
-              _linear_fwd(lins["expert_down"], rows, active, dtype, numerics, tag)]
+              linear_fwd(lins["expert_down"], rows, active, dtype, numerics, tag)]
     if sh.ep > 1:
-        items.append(_comm("all_to_all", dispatch, "ep", f"{tag}.combine", True))
-    items.append(_elementwise(f"{tag}.moe_combine", routed * moe.top_k * h * ACT_BYTES, routed * h * ACT_BYTES,
+        items.append(comm_item("all_to_all", dispatch, "ep", f"{tag}.combine", True))
+    items.append(elementwise_op(f"{tag}.moe_combine", routed * moe.top_k * h * ACT_BYTES, routed * h * ACT_BYTES,
                               2 * routed * moe.top_k * h))
     if not sh.seq_parallel:
         items += tp_exit(sh, t * h * ACT_BYTES, f"{tag}.mlp")[0]
@@ -74,15 +74,15 @@ def moe_backward(spec: ModelSpec, sh: RankShape, lins: dict, dtype, numerics, ta
     routed = ceil_div(t, sh.tp)
     active, rows = expert_rows(spec, sh)
     dispatch = routed * moe.top_k * h * ACT_BYTES
-    items = [_elementwise(f"{tag}.moe_combine", routed * h * ACT_BYTES + dispatch, dispatch,
+    items = [elementwise_op(f"{tag}.moe_combine", routed * h * ACT_BYTES + dispatch, dispatch,
                           2 * routed * moe.top_k * h)]
     if sh.ep > 1:
-        items.append(_comm("all_to_all", dispatch, "ep", f"{tag}.combine", True))
-    items += _linear_bwd(lins["expert_down"], rows, active, dtype, numerics, tag)
+        items.append(comm_item("all_to_all", dispatch, "ep", f"{tag}.combine", True))
+    items += linear_bwd(lins["expert_down"], rows, active, dtype, numerics, tag)
     items.append(swiglu(f"{tag}.expert_act", rows * active, moe.expert_ffn, backward=True))
-    items += _linear_bwd(lins["expert_gate_up"], rows, active, dtype, numerics, tag)
+    items += linear_bwd(lins["expert_gate_up"], rows, active, dtype, numerics, tag)
     if sh.ep > 1:
-        items.append(_comm("all_to_all", dispatch, "ep", f"{tag}.dispatch", False))
+        items.append(comm_item("all_to_all", dispatch, "ep", f"{tag}.dispatch", False))
     wait = None
     full = t * h * ACT_BYTES
     if moe.shared_experts:
@@ -96,8 +96,8 @@ def moe_backward(spec: ModelSpec, sh: RankShape, lins: dict, dtype, numerics, ta
         more, wait = tp_exit(sh, full, f"{tag}.mlp", block=False)
         items += more
     rows_router = sh.norm_tokens
-    router = [_gemm(f"{tag}.router.dgrad", rows_router, h, moe.experts, sh.recipe.router, None),
-              _gemm(f"{tag}.router.wgrad", moe.experts, h, rows_router, sh.recipe.router, None)]
+    router = [gemm_op(f"{tag}.router.dgrad", rows_router, h, moe.experts, sh.recipe.router, None),
+              gemm_op(f"{tag}.router.wgrad", moe.experts, h, rows_router, sh.recipe.router, None)]
     if sh.ep > 1:
         router[0]["_wait"] = [f"{tag}.dispatch"]
     return items + router, wait

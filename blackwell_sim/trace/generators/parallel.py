@@ -150,7 +150,7 @@ def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_h
             return []
         reduced.append((params, group, label))
         kind, suffix = ("reduce_scatter", "_rs") if distributed_optimizer else ("all_reduce", "_ar")
-        return [tf._comm(kind, params * tf.GRAD_BYTES, group, label + suffix, False)]
+        return [tf.comm_item(kind, params * tf.GRAD_BYTES, group, label + suffix, False)]
 
     def p2p(op, peer_stage, label):
         return {"_p2p": {"op": op, "peer_stage": peer_stage, "bytes": act_bytes, "label": label}}
@@ -207,7 +207,7 @@ def _stage_programs(spec, stage_layers, stage, layout, sh, microbatches, embed_h
         opt["_wait"] = labels_to_wait
     prog.append(opt)
     if distributed_optimizer:  # gather the updated bf16 weights back to every replica
-        prog += [tf._comm("all_gather", params * tf.GRAD_BYTES, group, label.replace("grad", "param") + "_ag", False)
+        prog += [tf.comm_item("all_gather", params * tf.GRAD_BYTES, group, label.replace("grad", "param") + "_ag", False)
                  for params, group, label in reduced]
     return prog
 

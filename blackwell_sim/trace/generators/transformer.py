@@ -127,7 +127,7 @@ def layer_params(spec: ModelSpec, layer: int, tp: int, ep: int) -> tuple[int, in
     return dense + 2 * spec.hidden, expert
 
 
-def _gemm(name, m, n, k, dtype, numerics, batch=1):
+def gemm_op(name, m, n, k, dtype, numerics, batch=1):
     op = {"op": "gemm", "name": name, "m": int(m), "n": int(n), "k": int(k), "dtype": dtype}
     if batch != 1:
         op["batch"] = int(batch)
@@ -136,24 +136,24 @@ def _gemm(name, m, n, k, dtype, numerics, batch=1):
     return op
 
 
-def _elementwise(name, read, written, flops):
+def elementwise_op(name, read, written, flops):
     return {"op": "elementwise", "name": name, "bytes_read": int(read), "bytes_written": int(written),
             "flops": float(flops)}
 
 
-def _comm(op, nbytes, group, label, block):
+def comm_item(op, nbytes, group, label, block):
     return {"_comm": {"op": op, "bytes": int(nbytes), "group": group, "label": label, "block": block}}
 
 
-def _linear_fwd(lin: Linear, rows: int, count: int, dtype, numerics, tag: str):
-    return _gemm(f"{tag}.{lin.name}", rows, lin.out_features, lin.in_features, dtype, numerics, count)
+def linear_fwd(lin: Linear, rows: int, count: int, dtype, numerics, tag: str):
+    return gemm_op(f"{tag}.{lin.name}", rows, lin.out_features, lin.in_features, dtype, numerics, count)
 
 
-def _linear_bwd(lin: Linear, rows: int, count: int, dtype, numerics, tag: str, dgrad: bool = True):
+def linear_bwd(lin: Linear, rows: int, count: int, dtype, numerics, tag: str, dgrad: bool = True):
     ops = []
     if dgrad:
-        ops.append(_gemm(f"{tag}.{lin.name}.dgrad", rows, lin.in_features, lin.out_features, dtype, numerics, count))
-    ops.append(_gemm(f"{tag}.{lin.name}.wgrad", lin.out_features, lin.in_features, rows, dtype, numerics, count))
+        ops.append(gemm_op(f"{tag}.{lin.name}.dgrad", rows, lin.in_features, lin.out_features, dtype, numerics, count))
+    ops.append(gemm_op(f"{tag}.{lin.name}.wgrad", lin.out_features, lin.in_features, rows, dtype, numerics, count))
     return ops
 
 
@@ -169,13 +169,13 @@ def swiglu(name, rows, width, backward=False):
     """SwiGLU (silu(gate) * up) over ``rows`` x ``width``: reads 2, writes 1 (backward 3 / 2)."""
     gated = rows * width * ACT_BYTES
     if backward:
-        return _elementwise(name, 3 * gated, 2 * gated, 8 * rows * width)
-    return _elementwise(name, 2 * gated, gated, 5 * rows * width)
+        return elementwise_op(name, 3 * gated, 2 * gated, 8 * rows * width)
+    return elementwise_op(name, 2 * gated, gated, 5 * rows * width)
 
 
 def tp_enter(sh: RankShape, nbytes: int, label: str) -> list[dict]:
     """Forward into a column-parallel layer: the SP all-gather of its input (blocking)."""
-    return [_comm("all_gather", nbytes, "tp", label + "_ag", True)] if sh.seq_parallel else []
+    return [comm_item("all_gather", nbytes, "tp", label + "_ag", True)] if sh.seq_parallel else []
 
 
 def tp_exit(sh: RankShape, nbytes: int, label: str, block: bool = True) -> tuple[list[dict], str | None]:
@@ -184,7 +184,7 @@ def tp_exit(sh: RankShape, nbytes: int, label: str, block: bool = True) -> tuple
     if sh.tp == 1:
         return [], None
     kind, suffix = ("reduce_scatter", "_rs") if sh.seq_parallel else ("all_reduce", "_ar")
-    return [_comm(kind, nbytes, "tp", label + suffix, block)], label + suffix
+    return [comm_item(kind, nbytes, "tp", label + suffix, block)], label + suffix
 
 
 def column_parallel_backward(sh: RankShape, lins: list[Linear], rows: int, dtype, numerics, tag: str,
@@ -193,10 +193,10 @@ def column_parallel_backward(sh: RankShape, lins: list[Linear], rows: int, dtype
     (waiting for the SP re-gather of the input). Returns the items and the reduction's label."""
     items = []
     if sh.seq_parallel:
-        items.append(_comm("all_gather", nbytes, "tp", label + "_x_ag", False))
+        items.append(comm_item("all_gather", nbytes, "tp", label + "_x_ag", False))
     wgrads = []
     for lin in reversed(lins):
-        dgrad, wgrad = _linear_bwd(lin, rows, 1, dtype, numerics, tag)
+        dgrad, wgrad = linear_bwd(lin, rows, 1, dtype, numerics, tag)
         items.append(dgrad)
         if sh.seq_parallel:
             wgrad["_wait"] = [label + "_x_ag"]
@@ -208,18 +208,18 @@ def column_parallel_backward(sh: RankShape, lins: list[Linear], rows: int, dtype
 def row_parallel_backward(sh: RankShape, lin: Linear, rows: int, dtype, numerics, tag: str, label: str,
                           nbytes: int) -> list[dict]:
     """dgrad and wgrad of a row-parallel layer, after the SP all-gather of dY (blocking)."""
-    items = [_comm("all_gather", nbytes, "tp", label + "_dy_ag", True)] if sh.seq_parallel else []
-    return items + _linear_bwd(lin, rows, 1, dtype, numerics, tag)
+    items = [comm_item("all_gather", nbytes, "tp", label + "_dy_ag", True)] if sh.seq_parallel else []
+    return items + linear_bwd(lin, rows, 1, dtype, numerics, tag)
 
 
 def _norm(name: str, rows: int, h: int, backward: bool = False) -> dict:
     act = rows * h * ACT_BYTES
-    return _elementwise(name, 2 * act, act, 6 * rows * h) if backward else _elementwise(name, act, act, 4 * rows * h)
+    return elementwise_op(name, 2 * act, act, 6 * rows * h) if backward else elementwise_op(name, act, act, 4 * rows * h)
 
 
 def _residual(name: str, rows: int, h: int) -> dict:
     act = rows * h * ACT_BYTES
-    return _elementwise(name, 2 * act, act, rows * h)
+    return elementwise_op(name, 2 * act, act, rows * h)
 
 
 def _waiting(item: dict, label: str | None) -> dict:
@@ -240,17 +240,17 @@ def layer_forward(spec: ModelSpec, layer: int, sh: RankShape, phase: str = "fwd"
     full = t * h * ACT_BYTES
     items: list[dict] = [_norm(f"{tag}.attn_norm", tn, h)] + tp_enter(sh, full, f"{tag}.attn")
     attn = attention_linears(spec, sh.tp)
-    items += [_linear_fwd(lin, t, 1, dtype, numerics, tag) for lin in attn[:-1]]
+    items += [linear_fwd(lin, t, 1, dtype, numerics, tag) for lin in attn[:-1]]
     qk = t * (spec.heads + spec.n_kv_heads) // sh.tp * spec.dim_per_head * ACT_BYTES
-    items.append(_elementwise(f"{tag}.rope", qk, qk, 3 * qk / ACT_BYTES))
+    items.append(elementwise_op(f"{tag}.rope", qk, qk, 3 * qk / ACT_BYTES))
     if sh.mode != "train":  # inference appends the new tokens' keys and values to the cache
         if spec.mla is not None:  # MLA caches the compressed latent and the RoPE key per token
             kv = t * (spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim) * ACT_BYTES
         else:
             kv = t * 2 * max(1, spec.n_kv_heads // sh.tp) * spec.dim_per_head * ACT_BYTES
-        items.append(_elementwise(f"{tag}.kv_cache_append", kv, kv, 0))
+        items.append(elementwise_op(f"{tag}.kv_cache_append", kv, kv, 0))
     items.append(_attention(spec, sh, f"{tag}.attention", False))
-    items.append(_linear_fwd(attn[-1], t, 1, dtype, numerics, tag))
+    items.append(linear_fwd(attn[-1], t, 1, dtype, numerics, tag))
     items += tp_exit(sh, full, f"{tag}.attn")[0]
     items += [_residual(f"{tag}.attn_residual", tn, h), _norm(f"{tag}.mlp_norm", tn, h)]
     if spec.is_moe_layer(layer):
@@ -258,8 +258,8 @@ def layer_forward(spec: ModelSpec, layer: int, sh: RankShape, phase: str = "fwd"
     else:
         gate_up, down = lins["gate_up"], lins["down"]
         items += tp_enter(sh, full, f"{tag}.mlp")
-        items += [_linear_fwd(gate_up, t, 1, dtype, numerics, tag), swiglu(f"{tag}.act", t, down.in_features),
-                  _linear_fwd(down, t, 1, dtype, numerics, tag)]
+        items += [linear_fwd(gate_up, t, 1, dtype, numerics, tag), swiglu(f"{tag}.act", t, down.in_features),
+                  linear_fwd(down, t, 1, dtype, numerics, tag)]
         items += tp_exit(sh, full, f"{tag}.mlp")[0]
     items.append(_residual(f"{tag}.mlp_residual", tn, h))
     return items
@@ -289,7 +289,7 @@ def layer_backward(spec: ModelSpec, layer: int, sh: RankShape) -> list[dict]:
     items += row_parallel_backward(sh, attn[-1], t, dtype, numerics, tag, f"{tag}.attn", full)
     items.append(_attention(spec, sh, f"{tag}.attention", True))
     qk = t * (spec.heads + spec.n_kv_heads) // sh.tp * spec.dim_per_head * ACT_BYTES
-    items.append(_elementwise(f"{tag}.rope", qk, qk, 3 * qk / ACT_BYTES))
+    items.append(elementwise_op(f"{tag}.rope", qk, qk, 3 * qk / ACT_BYTES))
     more, wait = column_parallel_backward(sh, attn[:-1], t, dtype, numerics, tag, f"{tag}.attn", full)
     items += more
     items.append(_waiting(_norm(f"{tag}.attn_norm", tn, h, backward=True), wait))
@@ -299,12 +299,12 @@ def layer_backward(spec: ModelSpec, layer: int, sh: RankShape) -> list[dict]:
 
 def embedding_forward(spec: ModelSpec, sh: RankShape) -> list[dict]:
     act = sh.norm_tokens * spec.hidden * ACT_BYTES
-    return [_elementwise("embed.fwd", act + sh.norm_tokens * 8, act, 0)]
+    return [elementwise_op("embed.fwd", act + sh.norm_tokens * 8, act, 0)]
 
 
 def embedding_backward(spec: ModelSpec, sh: RankShape) -> list[dict]:
     act = sh.norm_tokens * spec.hidden * ACT_BYTES
-    return [_elementwise("embed.bwd", act + sh.norm_tokens * 8, act, sh.norm_tokens * spec.hidden)]
+    return [elementwise_op("embed.bwd", act + sh.norm_tokens * 8, act, sh.norm_tokens * spec.hidden)]
 
 
 def head_forward(spec: ModelSpec, sh: RankShape) -> list[dict]:
@@ -314,14 +314,14 @@ def head_forward(spec: ModelSpec, sh: RankShape) -> list[dict]:
     vocab_l = ceil_div(spec.vocab, sh.tp)
     items = [_norm("head.fwd.final_norm", sh.norm_tokens, spec.hidden)]
     items += tp_enter(sh, sh.tokens * spec.hidden * ACT_BYTES, "head.fwd")
-    items.append(_gemm("head.fwd.lm_head", rows, vocab_l, spec.hidden, sh.recipe.lm_head, None))
+    items.append(gemm_op("head.fwd.lm_head", rows, vocab_l, spec.hidden, sh.recipe.lm_head, None))
     logits = rows * vocab_l * ACT_BYTES
     if sh.mode == "train":
-        items.append(_elementwise("head.fwd.loss", logits, rows * 4, 4 * rows * vocab_l))
+        items.append(elementwise_op("head.fwd.loss", logits, rows * 4, 4 * rows * vocab_l))
         if sh.tp > 1:  # vocabulary-parallel cross entropy: max and sum of exponentials (fp32)
-            items.append(_comm("all_reduce", rows * 8, "tp", "head.fwd.loss_ar", True))
+            items.append(comm_item("all_reduce", rows * 8, "tp", "head.fwd.loss_ar", True))
     elif sh.tp > 1:
-        items.append(_comm("all_gather", logits * sh.tp, "tp", "head.fwd.logits_gather", True))
+        items.append(comm_item("all_gather", logits * sh.tp, "tp", "head.fwd.logits_gather", True))
     return items
 
 
@@ -330,7 +330,7 @@ def head_backward(spec: ModelSpec, sh: RankShape) -> list[dict]:
     vocab_l = ceil_div(spec.vocab, sh.tp)
     logits = rows * vocab_l * ACT_BYTES
     lm = Linear("lm_head", h, vocab_l)
-    items = [_elementwise("head.bwd.loss", logits, logits, 4 * rows * vocab_l)]
+    items = [elementwise_op("head.bwd.loss", logits, logits, 4 * rows * vocab_l)]
     more, wait = column_parallel_backward(sh, [lm], rows, sh.recipe.lm_head, None, "head.bwd", "head.bwd",
                                           rows * h * ACT_BYTES)
     items += more
@@ -340,5 +340,5 @@ def head_backward(spec: ModelSpec, sh: RankShape) -> list[dict]:
 
 def optimizer_step(params: int, name: str = "optim.adam") -> dict:
     """Adam on ``params`` parameters as one memory-bound kernel."""
-    return _elementwise(name, params * ADAM_READ_BYTES_PER_PARAM, params * ADAM_WRITE_BYTES_PER_PARAM,
+    return elementwise_op(name, params * ADAM_READ_BYTES_PER_PARAM, params * ADAM_WRITE_BYTES_PER_PARAM,
                         params * ADAM_FLOPS_PER_PARAM)
