@@ -81,7 +81,7 @@ def backward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int,
                                        panel_key=("QdO", b, h),
                                        own_read_bytes=2 * kv_rows * p.head_dim * eb,
                                        write_bytes=2 * kv_rows * p.head_dim * eb))
-    if v.persistent:
+    if v.bwd_persistent:
         units.sort(key=lambda u: -u.blocks)
     return units, {"q_blocks": nq, "kv_tiles": nkv}
 
@@ -142,7 +142,8 @@ def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False):
     inflight = min(gpu.tma.max_inflight_bytes, v.stages * (cost.l2_bytes + cost.atomic_bytes)) / ctas
     sim = asim.AttentionSimulation(gpu, units, cost, clock_mhz=clock, workers=gpu.sm.count * ctas,
                                    unit_setup_s=setup_s, epilogue_s=epilogue_cycles / clock_hz,
-                                   inflight_bytes=inflight, fidelity=fidelity, record=record)
+                                   inflight_bytes=inflight, fidelity=fidelity, record=record,
+                                   persistent=v.bwd_persistent if backward else v.persistent)
     return sim.run()
 
 

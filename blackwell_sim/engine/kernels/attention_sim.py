@@ -73,7 +73,8 @@ class AttnStats:
 class AttentionSimulation:
     def __init__(self, gpu, units: list[Unit], cost: BlockCost, *, clock_mhz: float, workers: int,
                  unit_setup_s: float, epilogue_s: float, inflight_bytes: float, fidelity: str = "fast",
-                 record: bool = False) -> None:
+                 record: bool = False, persistent: bool = False) -> None:
+        self.persistent = persistent
         self.gpu, self.units, self.cost, self.fidelity, self.record = gpu, units, cost, fidelity, record
         self.clock_hz = clock_mhz * 1e6
         self.env = simpy.Environment()
@@ -156,16 +157,22 @@ class AttentionSimulation:
     def _worker(self, wid: int):
         env, st, c = self.env, self.stats, self.cost
         loop = self._loop_fast if self.fidelity == "fast" else self._loop_detailed
+        first = True
         while (u := self._take()) is not None:
             start = env.now
-            latency = self.tma.latency_s + self.hbm.latency_s  # the Q (or K/V) tile comes from HBM
-            st.latency_s += latency
+            # the Q (or K/V) tile comes from HBM; a persistent CTA's producer warp prefetches the
+            # next tile during the current one, so only its first tile waits for the setup and load
+            exposed = first or not self.persistent
+            first = False
+            latency = (self.tma.latency_s + self.hbm.latency_s) if exposed else 0.0
+            setup = self.unit_setup_s if exposed else 0.0
+            st.latency_s += latency + setup
             # the unit's own tile (Q, or K/V) comes from HBM while the setup runs
             self.hbm.join()
             t_own = self.hbm.seconds_for(u.own_read_bytes, self.cap_hbm)
             self.hbm.leave()
             st.hbm_bytes += u.own_read_bytes
-            yield env.timeout(self.unit_setup_s + latency + t_own)
+            yield env.timeout(setup + latency + (t_own if exposed else 0.0))
             if u.blocks:
                 yield from loop(u)
             self.hbm.join()

@@ -49,7 +49,8 @@ class AttentionVariant:
     bwd_overlap: Mapping[int, float]                #: same, backward
     kv_smem_readers: int                            #: times each K/V block is read from SMEM (forward)
     bwd_smem_readers: int                           #: times each Q/dO block is read from SMEM (backward)
-    persistent: bool                                #: persistent scheduler, longest tiles first
+    persistent: bool                                #: persistent scheduler, longest tiles first (forward)
+    bwd_persistent: bool                            #: same, backward
     cta_launch_cycles: int                          #: per-CTA start: launch, Q load issue, barriers
     block_sync_cycles: int                          #: per KV block: barrier / pipeline hand-off
     emulated_exp_fraction: float = 0.0              #: exps computed by polynomial on the FMA pipe
@@ -71,15 +72,15 @@ VARIANTS: dict[str, AttentionVariant] = {
         bwd_tile={64: (128, 128), 128: (64, 128), 256: (64, 64)},
         ctas_per_sm=2, bwd_ctas_per_sm=1, overlap={64: 0.4, 128: 0.5, 256: 0.7},
         bwd_overlap={64: 0.1, 128: 0.1, 256: 0.15}, kv_smem_readers=4, bwd_smem_readers=8,
-        persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, layout_copies_bwd=2),
+        persistent=False, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, layout_copies_bwd=2),
     "fa3": AttentionVariant(
         name="fa3", description="FlashAttention-3 / cuDNN class (wgmma, TMA, warp specialization)",
         archs=("hopper",), mma="native",
         fwd_tile={64: (128, 128), 128: (128, 128), 256: (128, 64)},
         bwd_tile={64: (64, 128), 128: (64, 128), 256: (64, 64)},
-        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.55, 128: 0.75, 256: 0.75},
-        bwd_overlap={64: 0.1, 128: 0.4, 256: 0.0}, kv_smem_readers=2, bwd_smem_readers=2,
-        persistent=True, cta_launch_cycles=1000, block_sync_cycles=100, dtypes=("bf16", "fp16", "fp8")),
+        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.3, 128: 0.65, 256: 0.65},
+        bwd_overlap={64: 0.3, 128: 0.4, 256: 0.0}, kv_smem_readers=2, bwd_smem_readers=2,
+        persistent=True, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, dtypes=("bf16", "fp16", "fp8")),
     "fa4": AttentionVariant(
         name="fa4", description="FlashAttention-4 (tcgen05, TMEM, 2-tile ping-pong, software exp)",
         archs=("blackwell",), mma="native",
@@ -87,7 +88,7 @@ VARIANTS: dict[str, AttentionVariant] = {
         bwd_tile={64: (128, 128), 128: (128, 128)},
         ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.9, 128: 0.9}, bwd_overlap={64: 0.7, 128: 0.7},
         kv_smem_readers=1, bwd_smem_readers=1,
-        persistent=True, cta_launch_cycles=1000, block_sync_cycles=100, emulated_exp_fraction=0.25,
+        persistent=True, bwd_persistent=True, cta_launch_cycles=1000, block_sync_cycles=100, emulated_exp_fraction=0.25,
         rescale_fraction=0.1, q_tiles_per_cta=2, tmem=True, dtypes=("bf16", "fp16", "fp8")),
     "efficient": AttentionVariant(
         name="efficient", description="memory-efficient attention (CUTLASS/xformers, mma.sync)",
@@ -96,7 +97,7 @@ VARIANTS: dict[str, AttentionVariant] = {
         bwd_tile={64: (64, 64), 128: (128, 128), 256: (128, 64)},
         ctas_per_sm=2, bwd_ctas_per_sm=1, overlap={64: 0.3, 128: 0.3, 256: 0.3}, bwd_overlap={64: 0.3, 128: 0.3, 256: 0.3},
         kv_smem_readers=4, bwd_smem_readers=8,
-        persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, split_kv_decode=False,
+        persistent=False, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, split_kv_decode=False,
         pack_gqa_decode=False),
 }
 
