@@ -62,6 +62,10 @@ class TensorCoreConfig:
     kblock_overhead_cycles: int = spec("per k-block cost the MMA pipe cannot hide: mbarrier wait on "
                                        "the SMEM stage, fence/commit of the MMA batch", unit="cycles",
                                        ge=0)
+    unaligned_flops_per_clock: Mapping[str, float] = spec(
+        "per-SM FLOP per clock of the library's fallback kernels when a leading dimension is not a "
+        "multiple of 16 bytes (TMA needs 16-byte strides, so cuBLAS falls back to mma.sync kernels "
+        "loading 'vec4b' or 'vec2b' vectors); a missing key keeps the aligned path", gt=0, default={})
 
     def check(self) -> Iterator[Problem]:
         for name in list(self.dense_flops_per_clock) + list(self.sparse_flops_per_clock):
@@ -134,6 +138,9 @@ class L2Config:
     near_latency_cycles: int = spec("load latency of a hit in the SM's own partition", unit="cycles",
                                     ge=0)
     far_latency_cycles: int = spec("load latency of a hit in the other partition", unit="cycles", ge=0)
+    dirty_fraction: float = spec("share of L2 that may hold dirty lines: a kernel's writes up to this "
+                                 "are retired into the write-back L2 and reach HBM after it ends",
+                                 ge=0, le=1, default=0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +223,18 @@ class PowerConfig:
                                 default=1.0)
     min_clock_mhz: float = spec("lowest sustained SM clock the power manager will set", unit="MHz",
                                 gt=0)
+    activity_clock_cap_mhz: Mapping[str, float] = spec(
+        "SM clock ceiling while the tensor cores of a math class are busy, whatever the board power "
+        "(a current / voltage-regulator limit: H100 holds it even with all-zero operands far below "
+        "the power limit); a missing class has no cap", unit="MHz", gt=0, default={})
+    response_ms: float = spec("time the power controller takes to pull the clock down from boost to "
+                              "the power-limited clock after heavy work starts from rest; a burst "
+                              "shorter than this runs at the capped boost clock", unit="ms", ge=0,
+                              default=0.0)
+    burst_limit_w: float | None = spec(
+        "power the controller tolerates during the response window before it pulls the clock down "
+        "(a short-term limit; one below limit_w has no effect); null: the same as limit_w", unit="W", gt=0,
+        default=None)
 
     def check(self) -> Iterator[Problem]:
         if self.idle_w >= self.limit_w:
@@ -227,7 +246,9 @@ class PowerConfig:
 class LaunchConfig:
     """Host-side kernel launch."""
 
-    overhead_us: float = spec("time from one kernel's end to the next one's first CTA on a "
-                              "stream of back-to-back launches", unit="us", ge=0)
+    overhead_us: float = spec("GPU-side cost of one kernel launch: from the previous work on the "
+                              "stream (or a recorded event) to the kernel's first CTA, with the "
+                              "launch already queued (host dispatch time is not part of it)",
+                              unit="us", ge=0)
     cta_setup_cycles: int = spec("per-CTA prologue before the first load is issued: barrier init, "
                                  "TMA descriptor prefetch, TMEM allocation", unit="cycles", ge=0)

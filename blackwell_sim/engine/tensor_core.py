@@ -22,11 +22,13 @@ WGMMA_M = 64               # rows of one wgmma instruction (PTX ISA wgmma.mma_as
 class TensorCore:
     """Per-SM MMA pipe for one data type."""
 
-    def __init__(self, gpu: GPUConfig, dtype: DType, sparse: bool = False) -> None:
+    def __init__(self, gpu: GPUConfig, dtype: DType, sparse: bool = False,
+                 flops_per_clock: float | None = None) -> None:
         self.cfg = gpu.tensor_core
         self.dtype = dtype
         self.sparse = sparse
-        self.flops_per_clock = gpu.flops_per_clock_per_sm(dtype.name, sparse)
+        self.flops_per_clock = (gpu.flops_per_clock_per_sm(dtype.name, sparse) if flops_per_clock is None
+                                else flops_per_clock)
         # K elements per instruction: 32 bytes of K (dense); 2:4 sparse instructions cover 2x K.
         self.k_per_instr = max(1, int(self.cfg.mma_k_bytes * 8 / dtype.bits)) * (2 if sparse else 1)
         if dtype.math_class == "fp4" and "fp4_k96" in self.cfg.dense_flops_per_clock and not sparse:

@@ -104,8 +104,38 @@ def test_random_data_runs_slower_than_zeros(h100):
 
 def test_power_limit_sets_the_clock(h100):
     generous = load_config("h100-sxm", overrides={"power.limit_w": 5000})
-    assert simulate_gemm(generous, 8192, 8192, 8192).clock_mhz == h100.sm.max_boost_clock_mhz
-    assert simulate_gemm(h100, 8192, 8192, 8192).clock_mhz < h100.sm.max_boost_clock_mhz
+    cap = h100.power.activity_clock_cap_mhz["bf16"]
+    assert simulate_gemm(generous, 8192, 8192, 8192).clock_mhz == cap
+    uncapped = load_config("h100-sxm", overrides={"power.limit_w": 5000, "power.activity_clock_cap_mhz": {}})
+    assert simulate_gemm(uncapped, 8192, 8192, 8192).clock_mhz == h100.sm.max_boost_clock_mhz
+    assert simulate_gemm(h100, 8192, 8192, 8192).clock_mhz < cap
+
+
+def test_burst_runs_faster_than_sustained_only_through_the_short_term_limit(h100):
+    burst = simulate_gemm(h100, 8192, 8192, 8192, power_state="burst")
+    sustained = simulate_gemm(h100, 8192, 8192, 8192, power_state="sustained")
+    assert sustained.clock_mhz < burst.clock_mhz <= h100.power.activity_clock_cap_mhz["bf16"]
+    assert burst.time_s < sustained.time_s
+    same = load_config("h100-sxm", overrides={"power.burst_limit_w": h100.power.limit_w})
+    assert simulate_gemm(same, 8192, 8192, 8192, power_state="burst").clock_mhz == sustained.clock_mhz
+
+
+def test_misaligned_leading_dimension_falls_back_to_the_slower_sm80_kernel(h100):
+    aligned = simulate_gemm(h100, 4096, 4096, 4096, power_state="burst")
+    odd_k = simulate_gemm(h100, 4096, 4096, 4095, power_state="burst")   # 8190-byte rows: 2-byte vectors
+    assert "fallback-vec2b" in odd_k.tile and "fallback" not in aligned.tile
+    assert odd_k.time_s > 3 * aligned.time_s
+    four_byte = simulate_gemm(h100, 2500, 4500, 3500, power_state="burst")  # 7000/9000-byte rows
+    assert "fallback-vec4b" in four_byte.tile
+    odd_m = simulate_gemm(h100, 4095, 4096, 4096, power_state="burst")   # M is no leading dimension
+    assert "fallback" not in odd_m.tile
+
+
+def test_hopper_tile_menu_avoids_wave_quantization(h100):
+    r = simulate_gemm(h100, 3072, 3072, 3072, power_state="burst")
+    forced = simulate_gemm(h100, 3072, 3072, 3072, power_state="burst", tile="128x256")
+    assert forced.efficiency["wave_quantization"] < 0.75   # 288 tiles on 132 SMs: 3 waves
+    assert r.efficiency["wave_quantization"] > 0.9 and r.time_s < forced.time_s
 
 
 def test_sparse_potential_is_at_most_2x(h100):

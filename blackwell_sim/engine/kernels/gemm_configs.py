@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from blackwell_sim.config.dtypes import DType
 from blackwell_sim.config.gpu import GPUConfig
 from blackwell_sim.engine.smem import pipeline_stages
+from blackwell_sim.engine.tensor_core import TensorCore
 from blackwell_sim.engine.tmem import TMEM
 from blackwell_sim.errors import BlackwellSimError
 
@@ -23,6 +24,13 @@ K_BLOCK_BYTES = 128       # bytes of K per SMEM stage row (CUTLASS: 64 bf16, 128
 EPILOGUE_TILE_N = 64      # columns staged per epilogue sub-tile in SMEM (CUTLASS epilogue tile)
 MIN_STAGES = 2            # double buffering is the least a TMA pipeline can run with
 SPLIT_K_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
+#: Hopper tile widths: wgmma takes any N that is a multiple of 8 up to 256 [PTX]; cuBLAS's nvjet
+#: kernels use such in-between widths to fit the tile grid to the SM count (our H100 profiles
+#: show 64x8, 64x16, 64x48, 128x232, 144x128, 192x192, 320x128: benchmarks/data kernels field).
+WGMMA_TILE_N = (8, 16, 32, 48, 64, 96, 128, 160, 192, 208, 232, 256)
+#: fp32 accumulators live in registers on Hopper; they may take this share of the register file,
+#: the rest holding addresses, A fragments and the producer warp (estimate).
+ACCUMULATOR_REGISTER_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class GemmProblem:
     a_bytes_factor: float = 1.0   #: L2-compression factor on A's DRAM/L2 bytes (1 = off)
     b_bytes_factor: float = 1.0
     capacity_gain: float = 1.0    #: effective L2 capacity gain from compression
+    vector_bytes: int = 16        #: widest load every leading dimension allows (16 = TMA-capable)
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "k", "batch"):
@@ -111,13 +120,43 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
                     out.append(TileConfig(pair_m, n, tk, 2, cluster_m=2, epilogue_overlap=buffers >= 2,
                                           variant="2sm"))
     else:
-        for m, n in ((128, 256), (256, 128), (128, 128)):
-            for cm in (1, 2):
-                out.append(TileConfig(m, n, tk, cluster_m=cm, variant="cooperative"))
-        for m, n in ((64, 256), (128, 128), (64, 128)):
-            for cm in (1, 2):
-                out.append(TileConfig(m, n, tk, cluster_m=cm, epilogue_overlap=True, variant="pingpong"))
+        budget = gpu.sm.register_file_bytes * ACCUMULATOR_REGISTER_SHARE
+        for n in WGMMA_TILE_N:
+            for m in (128, 192, 256, 320):       # cooperative: consumer warpgroups split the tile's M
+                if m * n * 4 <= budget:
+                    for cm in (1, 2):
+                        out.append(TileConfig(m, n, tk, cluster_m=cm, variant="cooperative"))
+            for m in (64, 128):                  # ping-pong: two tiles' accumulators live at once
+                if 2 * m * n * 4 <= budget:
+                    for cm in (1, 2):
+                        out.append(TileConfig(m, n, tk, cluster_m=cm, epilogue_overlap=True,
+                                              variant="pingpong"))
     return out
+
+
+def vector_bytes(m: int, n: int, k: int, element_bytes: float, out_bytes: float) -> int:
+    """Widest of 16/4/2-byte vectors that every row-major leading dimension (A: k, B and C: n) is a
+    multiple of (cuBLAS ships sm80 fallbacks for 4-byte 'align2' and 2-byte 'align1' operands)."""
+    strides = (k * element_bytes, n * element_bytes, n * out_bytes)
+    for width in (16, 4, 2):
+        if all(s % width == 0 for s in strides):
+            return width
+    return 1
+
+
+def fallback_key(problem: GemmProblem, gpu: GPUConfig) -> str | None:
+    """The ``unaligned_flops_per_clock`` key that applies, or None for the aligned TMA path."""
+    if problem.vector_bytes >= 16:
+        return None
+    key = f"vec{max(2, problem.vector_bytes)}b"
+    return key if key in gpu.tensor_core.unaligned_flops_per_clock else None
+
+
+def tensor_core_for(gpu: GPUConfig, problem: GemmProblem) -> TensorCore:
+    """The MMA pipe this problem runs on: the fallback kernels' rate when strides are misaligned."""
+    key = fallback_key(problem, gpu)
+    rate = None if key is None else gpu.tensor_core.unaligned_flops_per_clock[key]
+    return TensorCore(gpu, problem.dtype, problem.sparse, rate)
 
 
 def epilogue_smem_bytes(cfg: TileConfig, out_bits: int) -> float:
@@ -136,7 +175,13 @@ def candidates(gpu: GPUConfig, problem: GemmProblem) -> list[TileConfig]:
     """Feasible configurations (stages from SMEM capacity), with split-K variants for few tiles."""
     workers_1sm = gpu.sm.count
     out = []
-    for cfg in _base_candidates(gpu, problem.dtype):
+    base = _base_candidates(gpu, problem.dtype)
+    if fallback_key(problem, gpu) is not None:
+        # CUTLASS 2.x sm80 kernels (cuBLAS picks 128x256x64 'align2', 256x128x32 'align1' on H100)
+        tk = 64 if problem.vector_bytes >= 4 else 32
+        base = [TileConfig(128, 256, tk, variant=f"sm80-fallback-vec{problem.vector_bytes}b"),
+                TileConfig(256, 128, tk, variant=f"sm80-fallback-vec{problem.vector_bytes}b")]
+    for cfg in base:
         stages = pipeline_stages(gpu.smem, stage_bytes(problem, cfg), epilogue_smem_bytes(cfg, problem.out_bits))
         if stages < MIN_STAGES:
             continue

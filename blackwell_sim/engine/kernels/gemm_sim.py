@@ -22,16 +22,18 @@ import simpy
 from blackwell_sim.config.gpu import GPUConfig
 from blackwell_sim.engine.die_link import CROSS_DIE_FRACTION, DieLink
 from blackwell_sim.engine.hbm import HBM
-from blackwell_sim.engine.kernels.gemm_configs import GemmProblem, TileConfig, tile_order
+from blackwell_sim.engine.kernels.gemm_configs import GemmProblem, TileConfig, tensor_core_for, tile_order
 from blackwell_sim.engine.l2 import L2
 from blackwell_sim.engine.sm import SMArray
 from blackwell_sim.engine.smem import smem_cycles
-from blackwell_sim.engine.tensor_core import TensorCore
 from blackwell_sim.engine.tma import TMA
 from blackwell_sim.engine.tmem import TMEM
 
 ACCUMULATOR_BITS = 32  # fp32 partial sums (split-K workspace)
 L2_SEGMENT_KBLOCKS = 16  # cache-model granularity along K: k-blocks per panel segment
+#: Long K loops are cut into about this many cache segments per unit (bigger segments, as long as
+#: the running units' segments fit in L2 together), so that the event count stays bounded.
+MAX_SEGMENTS_PER_UNIT = 4
 
 
 @dataclass
@@ -70,7 +72,7 @@ class GemmSimulation:
         self.l2 = L2(gpu.l2, self.clock_hz, capacity_gain=problem.capacity_gain)
         self.die = DieLink(gpu.die_link) if gpu.die_link is not None else None
         self.sms = SMArray(gpu.sm)
-        self.tc = TensorCore(gpu, problem.dtype, problem.sparse)
+        self.tc = tensor_core_for(gpu, problem)
         self.tma = TMA(gpu.tma, self.clock_hz)
         self.tmem = TMEM(gpu.tmem) if gpu.tmem is not None else None
         self.stats = SimStats()
@@ -103,7 +105,11 @@ class GemmSimulation:
         b, i, j, s = unit
         eb_a = p.operand_bytes_per_element("a") * p.a_bytes_factor
         eb_b = p.operand_bytes_per_element("b") * p.b_bytes_factor
-        seg_k = L2_SEGMENT_KBLOCKS * cfg.tile_k
+        kblocks_total = max(1, math.ceil(k_len / cfg.tile_k))
+        # bigger segments for long K, as long as one segment per running unit still fits in L2
+        fit = self.l2.cache.capacity_bytes / max(1, self.stats.workers) / ((rows * eb_a + cols * eb_b) * cfg.tile_k)
+        seg_kblocks = min(math.ceil(kblocks_total / MAX_SEGMENTS_PER_UNIT), int(fit))
+        seg_k = max(L2_SEGMENT_KBLOCKS, seg_kblocks) * cfg.tile_k
         for seg in range(max(1, math.ceil(k_len / seg_k))):
             kk = min(seg_k, k_len - seg * seg_k)
             a_bytes, b_bytes = rows * kk * eb_a, cols * kk * eb_b
