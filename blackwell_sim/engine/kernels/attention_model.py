@@ -1,54 +1,29 @@
-"""Fused attention: the problem, the variant's budgets and the cost of one block (see attention.py).
+"""Fused attention: the problem, the variant's SMEM / TMEM budgets and the cost of one block.
 
-``simulate_attention`` takes Q [batch, heads, seq_q, head_dim] against K/V [batch, kv_heads,
-seq_kv, head_dim] (MHA, GQA, MQA), causal (top-left aligned, as PyTorch ``is_causal``) or not,
-and one kernel variant (``attention_variants.py``: ``fa2``, ``fa3``, ``fa4``, ``efficient``; the
-default is the fastest for the GPU's architecture). It checks the variant's SMEM / TMEM budget
-for the head dim (a head dim that does not fit is an error, never a silent mis-simulation), builds
-the CTAs (Q tiles forward, K/V tiles backward; masked blocks skipped, diagonal blocks computed),
-costs one KV block per CTA (MMAs on the tensor core or the legacy ``mma.sync`` path, softmax on
-the MUFU and FP32 pipes, SMEM reads, overlap by the variant's pipelining), simulates the CTAs on
-the SMs (``attention_sim.py``) at the boost clock, solves the clock for the activity it saw
-(``engine/power.py``) and re-simulates at that clock.
-
-Decode (a short query against a long KV cache) splits the KV length over CTAs when the heads
-alone do not fill the GPU (flash-decoding; FlashAttention-2's ``num_splits_heuristic``) and adds
-the combine kernel. The backward pass runs the preprocessing kernel (rowsum(dO * O), zeroing the
-fp32 dQ accumulator), the dQ/dK/dV kernel (recomputing P; five MMAs per block; dQ accumulated by
-L2 atomics), the dQ fp32 -> 16-bit conversion, the GQA reduction of dK/dV over the query heads
-of a group, and ``fa2``'s strided layout copies (PyTorch's flash backward; seen in our profiles).
-
-FLOPs convention (the issue's): forward 4*B*H*Sq*Skv*D, halved for causal; backward 2.5x that.
+One block is one KV block of a Q tile (forward: S = Q K^T, O += P V) or one Q block of a K/V tile
+(backward: S and dP recomputed, dV += P^T dO, dK += dS^T Q, dQ += dS K). Its cost on one SM: the
+MMAs (tensor core, or the legacy ``mma.sync`` path of ``fa2`` / ``efficient``), the softmax work
+on the MUFU and FP32 pipes (``engine/sfu.py``) and the SMEM operand reads; the variant's pipelining
+hides ``overlap`` of everything but the longest of the three (1: perfect warp specialization,
+0: fully serial), plus a per-block barrier / hand-off. See attention.py for the whole model.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from blackwell_sim.config import GPUConfig, SystemConfig, get_dtype
 from blackwell_sim.config.dtypes import DType
 from blackwell_sim.engine.kernels import attention_sim as asim
-from blackwell_sim.engine.kernels.attention_variants import AttentionVariant, tile_for, variant_for
-from blackwell_sim.engine.result import KernelResult
+from blackwell_sim.engine.kernels.attention_variants import (
+    AttentionVariant,
+    tile_for,
+)
 from blackwell_sim.engine.sfu import SFU, SoftmaxMix
 from blackwell_sim.engine.smem import BARRIER_RESERVE_BYTES
 from blackwell_sim.engine.tensor_core import TensorCore
 from blackwell_sim.engine.tmem import alloc_columns
 from blackwell_sim.errors import BlackwellSimError
-
-try:  # the burst / sustained clock API (engine/power.py on main from the power recalibration)
-    from blackwell_sim.engine.power import POWER_STATES, Activity, boost_clock_mhz, clock_mhz
-except ImportError:  # pragma: no cover - older engine
-    from blackwell_sim.engine.power import Activity, sustained_clock_mhz
-
-    POWER_STATES = ("sustained",)
-
-    def clock_mhz(gpu, act, power_state="sustained"):
-        return sustained_clock_mhz(gpu, act)
-
-    def boost_clock_mhz(gpu, math_class):
-        return gpu.sm.max_boost_clock_mhz
 
 FIDELITIES = ("fast", "detailed")
 CLOCK_TOLERANCE_MHZ = 1.0
@@ -178,11 +153,10 @@ def _mma_cycles(gpu, v, p, gemms: list[tuple[int, int, int]]) -> float:
 
 
 def block_cost(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, d: int, bq: int, bkv: int,
-               backward: bool, clock_mhz_: float, sfu_scale: float = 1.0) -> tuple[asim.BlockCost, dict]:
+               backward: bool, clock_mhz_: float) -> tuple[asim.BlockCost, dict]:
     """Cost of one KV block (forward) or one Q block (backward) for one CTA."""
     eb, clock_hz = p.eb, clock_mhz_ * 1e6
     sfu = SFU(gpu.sm)
-    sfu.sfu_ops_per_clock *= sfu_scale
     rows = bq * (1 if backward else v.q_tiles_per_cta)
     elements = rows * bkv
     if backward:

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 
 from blackwell_sim.config.gpu import GPUConfig
 from blackwell_sim.engine.kernels import attention_sim as asim
-from blackwell_sim.engine.kernels.attention_model import (ACC_BYTES, CLOCK_TOLERANCE_MHZ, FIDELITIES,
-                                                          LSE_BYTES, LSU_INFLIGHT_BYTES_PER_SM, MAX_SPLITS,
-                                                          POWER_STATES, SPLIT_EFFICIENCY, VECTOR_BYTES,
-                                                          Activity, AttentionProblem, _gpu_of, block_cost,
-                                                          boost_clock_mhz, check_budget, clock_mhz,
-                                                          make_problem)
-from blackwell_sim.engine.kernels.attention_variants import AttentionVariant, variant_for
+from blackwell_sim.engine.kernels.attention_model import (
+    ACC_BYTES,
+    CLOCK_TOLERANCE_MHZ,
+    FIDELITIES,
+    LSE_BYTES,
+    LSU_INFLIGHT_BYTES_PER_SM,
+    MAX_SPLITS,
+    SPLIT_EFFICIENCY,
+    VECTOR_BYTES,
+    AttentionProblem,
+    _gpu_of,
+    block_cost,
+    check_budget,
+    make_problem,
+)
+from blackwell_sim.engine.kernels.attention_variants import (
+    AttentionVariant,
+    variant_for,
+)
+from blackwell_sim.engine.power import (
+    POWER_STATES,
+    Activity,
+    boost_clock_mhz,
+    clock_mhz,
+)
 from blackwell_sim.engine.result import KernelResult
 from blackwell_sim.errors import BlackwellSimError
 
@@ -147,7 +165,7 @@ def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False):
     return sim.run()
 
 
-def _run_pass(gpu, v, p, backward, fidelity, power_state, record, sfu_scale):
+def _run_pass(gpu, v, p, backward, fidelity, power_state, record):
     d, bq, bkv = check_budget(gpu, v, p, backward)
     ctas = v.bwd_ctas_per_sm if backward else v.ctas_per_sm
     if backward:
@@ -159,13 +177,13 @@ def _run_pass(gpu, v, p, backward, fidelity, power_state, record, sfu_scale):
     info.update(tile=f"{bq * (1 if backward else v.q_tiles_per_cta)}x{bkv}", head_dim_bucket=d)
     computed_flops = sum(u.blocks for u in units) * flops_per_block
     fmax = boost_clock_mhz(gpu, p.dtype.math_class)
-    cost, bdetail = block_cost(gpu, v, p, d, bq, bkv, backward, fmax, sfu_scale)
+    cost, bdetail = block_cost(gpu, v, p, d, bq, bkv, backward, fmax)
     st = _simulate(gpu, v, p, units, cost, fmax, backward, "fast")
     busy = st.busy_s / (st.workers * st.elapsed_s) if st.elapsed_s else 0.0
     act = Activity(fmax, st.elapsed_s, computed_flops, p.dtype.math_class, busy, st.hbm_bytes, st.l2_bytes)
     clock = clock_mhz(gpu, act, power_state)
     if abs(clock - fmax) > CLOCK_TOLERANCE_MHZ or fidelity != "fast" or record:
-        cost, bdetail = block_cost(gpu, v, p, d, bq, bkv, backward, clock, sfu_scale)
+        cost, bdetail = block_cost(gpu, v, p, d, bq, bkv, backward, clock)
         st = _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record)
     info.update(bdetail)
     info["computed_flops"] = computed_flops
@@ -176,10 +194,13 @@ def simulate_attention(config, batch: int, heads: int, seq_q: int, head_dim: int
                        seq_kv: int | None = None, causal: bool = False, backward: bool = False,
                        dtype: str = "bf16", kernel: str | None = None, fidelity: str = "fast",
                        power_state: str = "sustained", record_timeline: bool = False,
-                       sfu_scale: float = 1.0) -> KernelResult:
+                       exp_emulation: bool | None = None) -> KernelResult:
     """Simulate one attention pass (forward, or with ``backward`` the backward pass) on ``config``.
 
-    ``sfu_scale`` multiplies the MUFU rate (a what-if knob for mechanism studies)."""
+    ``exp_emulation``: None keeps the variant's software-exp emulation (fa4: on), False turns it
+    off (every exponential on the MUFU). ``power_state`` "sustained" or "burst" picks the clock
+    (engine/power.py); ``fidelity`` "fast" (an event per segment of KV blocks) or "detailed" (an
+    event per block)."""
     if fidelity not in FIDELITIES:
         raise BlackwellSimError(f"attention: fidelity must be one of {', '.join(FIDELITIES)}, got {fidelity!r}")
     if power_state not in POWER_STATES:
@@ -188,7 +209,11 @@ def simulate_attention(config, batch: int, heads: int, seq_q: int, head_dim: int
     gpu = _gpu_of(config)
     p = make_problem(batch, heads, seq_q, head_dim, kv_heads, seq_kv, causal, dtype)
     v = variant_for(gpu.arch, kernel)
-    st, clock, fmax, info = _run_pass(gpu, v, p, backward, fidelity, power_state, record_timeline, sfu_scale)
+    if exp_emulation is False:
+        v = replace(v, emulated_exp_fraction=0.0)
+    elif exp_emulation and v.emulated_exp_fraction <= 0:
+        raise BlackwellSimError(f"attention: kernel {v.name!r} has no software exp emulation (fa4 has)")
+    st, clock, fmax, info = _run_pass(gpu, v, p, backward, fidelity, power_state, record_timeline)
     aux = aux_kernels(gpu, v, p, backward, info)
     return _result(gpu, v, p, backward, st, clock, fmax, info, aux, fidelity, power_state)
 

@@ -26,7 +26,10 @@ import math
 import numpy as np
 
 from blackwell_sim.config import SystemConfig, get_dtype
-from blackwell_sim.engine.kernels.attention_run import memory_kernel_s, simulate_attention
+from blackwell_sim.engine.kernels.attention_run import (
+    memory_kernel_s,
+    simulate_attention,
+)
 from blackwell_sim.engine.kernels.attention_variants import BACKEND_VARIANTS
 from blackwell_sim.errors import BlackwellSimError
 
@@ -54,7 +57,7 @@ def median_call_s(warmup: int, timed: int, host_s: float, burst_s: float, sustai
     """The median of ``timed`` event-timed calls (harness.median_call_s's rule)."""
     n = warmup + timed
     remaining = response_s - preceding_s
-    burst_calls = 0 if remaining <= 0 else min(n, int(math.ceil(remaining / (host_s + burst_s))))
+    burst_calls = 0 if remaining <= 0 else min(n, math.ceil(remaining / (host_s + burst_s)))
     gpu = np.where(np.arange(n) < burst_calls, burst_s, sustained_s)[warmup:]
     return float(np.median(gpu)) + host_s
 
@@ -96,7 +99,7 @@ def predict_row(config, row: dict) -> list[tuple[str, float, float, object]]:
         raise BlackwellSimError(f"line {row.get('_line', '?')}: field 'causal' must be true or false, got {causal!r}")
     dtype = row.get("dtype", "bf16")
     kernel = BACKEND_VARIANTS[backend]
-    args = dict(kv_heads=hkv, seq_kv=skv, causal=causal, dtype=dtype, kernel=kernel)
+    args = {"kv_heads": hkv, "seq_kv": skv, "causal": causal, "dtype": dtype, "kernel": kernel}
     response_s = gpu.power.response_ms * 1e-3 if hasattr(gpu.power, "response_ms") else 0.0
     states = ("burst", "sustained") if response_s > 0 else ("sustained", "sustained")
     fwd = {st: simulate_attention(gpu, b, h, s, d, power_state=st, **args) for st in set(states)}
