@@ -123,9 +123,9 @@ def check_budget(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, backw
     else:  # Q tiles, `stages` K/V stages, O staging in 16 bits
         smem = v.q_tiles_per_cta * bq * d * eb + v.stages * 2 * bkv * d * eb
     smem_limit = gpu.smem.usable_per_cta_bytes - BARRIER_RESERVE_BYTES
+    problems = []
     if smem > smem_limit:
-        raise BlackwellSimError(f"attention: head dim {p.head_dim} does not fit kernel {v.name!r}'s SMEM budget: "
-                                f"{smem / 1024:.0f} KB needed, {smem_limit / 1024:.0f} KB per CTA")
+        problems.append(f"SMEM budget: {smem / 1024:.0f} KB needed, {smem_limit / 1024:.0f} KB per CTA")
     if v.tmem:
         if gpu.tmem is None:
             raise BlackwellSimError(f"attention: kernel {v.name!r} needs tensor memory, which {gpu.name} lacks")
@@ -135,10 +135,11 @@ def check_budget(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, backw
         else:         # per Q tile: S (Bc fp32 columns, P aliased as 16-bit) and O (d columns)
             cols = v.q_tiles_per_cta * (alloc_columns(bkv, cmin) + alloc_columns(d, cmin))
         if cols > gpu.tmem.usable_columns:
-            raise BlackwellSimError(
-                f"attention: head dim {p.head_dim} does not fit kernel {v.name!r}'s TMEM budget: "
-                f"{cols} columns needed ({'dK+dV+S+dP' if backward else 'S+O per Q tile'}), "
-                f"{gpu.tmem.usable_columns} available")
+            problems.append(f"TMEM budget: {cols} columns needed ({'dK+dV+S+dP' if backward else 'S+O per Q tile'}), "
+                            f"{gpu.tmem.usable_columns} available")
+    if problems:
+        raise BlackwellSimError(f"attention: head dim {p.head_dim} does not fit kernel {v.name!r} "
+                                f"({'backward' if backward else 'forward'}): " + "; ".join(problems))
     return d, bq, bkv
 
 

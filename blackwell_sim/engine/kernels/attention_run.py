@@ -226,18 +226,18 @@ def _result(gpu, v, p, backward, st, clock, fmax, info, aux, fidelity, power_sta
     flops = p.fwd_flops * (2.5 if backward else 1.0)
     peak = gpu.peak_tflops(p.dtype.name)
     tflops = flops / total / 1e12
-    compute_s = max(st.busy_s - st.latency_s - st.mem_stall_s, 0.0)
-    shares = {"compute": compute_s, "memory": st.mem_stall_s, "latency": st.latency_s}
+    shares = {"compute": st.compute_s, "memory": st.memory_s, "latency": st.latency_s}
     bound = max(shares, key=shares.get)
     if bound == "compute":
-        bound = {"mma": "mma", "smem": "smem"}.get(info["block_limit"], "exp" if info["block_limit"] == "softmax_sfu"
-                                                   else "softmax_alu")
+        limit = info["block_limit"]
+        bound = {"mma": "mma", "smem": "smem", "softmax_sfu": "exp", "softmax_fp32": "softmax_alu"}[limit]
         if bound == "mma" and clock < fmax - CLOCK_TOLERANCE_MHZ:
             bound = "power"
     elif bound == "memory":
         bound = "hbm" if st.hbm_bytes / max(st.elapsed_s, 1e-15) > 0.5 * gpu.hbm.bandwidth_gbps * 1e9 else "l2"
     if aux_s + launch_s > st.elapsed_s:
         bound = "aux_kernels"
+    compute_s = max(st.busy_s - st.latency_s - st.mem_stall_s, 0.0)
     kernels = [("attention_bwd" if backward else "attention_fwd", main_s)] + list(aux)
     waves = st.units / st.workers if st.workers else 0.0
     return KernelResult(

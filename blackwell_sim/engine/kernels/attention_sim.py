@@ -61,6 +61,8 @@ class AttnStats:
     softmax_s: float = 0.0
     smem_s: float = 0.0
     mem_stall_s: float = 0.0
+    compute_s: float = 0.0    #: summed main-loop compute time of all units
+    memory_s: float = 0.0     #: summed main-loop memory time of all units (overlapped with compute)
     latency_s: float = 0.0
     l2_bytes: float = 0.0
     hbm_bytes: float = 0.0
@@ -126,6 +128,8 @@ class AttentionSimulation:
             t_mem = self._mem_s(blocks * (c.l2_bytes + c.atomic_bytes), hbm)
             t_compute = blocks * c.compute_s + diag * c.diag_extra_s
             t = max(t_compute, t_mem)
+            st.compute_s += t_compute
+            st.memory_s += t_mem
             st.mem_stall_s += t - t_compute
             st.events += 1
             yield self.env.timeout(t)
@@ -146,6 +150,8 @@ class AttentionSimulation:
                 t_mem = self._mem_s(c.l2_bytes + c.atomic_bytes, per_block_hbm)
                 t_compute = c.compute_s + (c.diag_extra_s if i >= u.blocks - u.diag_blocks else 0.0)
                 t = max(t_compute, t_mem)
+                st.compute_s += t_compute
+                st.memory_s += t_mem
                 st.mem_stall_s += t - t_compute
                 st.events += 1
                 i += 1

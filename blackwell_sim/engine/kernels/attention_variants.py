@@ -84,9 +84,9 @@ VARIANTS: dict[str, AttentionVariant] = {
     "fa4": AttentionVariant(
         name="fa4", description="FlashAttention-4 (tcgen05, TMEM, 2-tile ping-pong, software exp)",
         archs=("blackwell",), mma="native",
-        fwd_tile={64: (128, 128), 128: (128, 128)},
-        bwd_tile={64: (128, 128), 128: (128, 128)},
-        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.9, 128: 0.9}, bwd_overlap={64: 0.7, 128: 0.7},
+        fwd_tile={64: (128, 128), 128: (128, 128), 256: (128, 128)},
+        bwd_tile={64: (128, 128), 128: (128, 128), 256: (128, 128)},
+        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.9, 128: 0.9, 256: 0.9}, bwd_overlap={64: 0.7, 128: 0.7, 256: 0.7},
         kv_smem_readers=1, bwd_smem_readers=1,
         persistent=True, bwd_persistent=True, cta_launch_cycles=1000, block_sync_cycles=100, emulated_exp_fraction=0.25,
         rescale_fraction=0.1, q_tiles_per_cta=2, tmem=True, dtypes=("bf16", "fp16", "fp8")),
