@@ -118,8 +118,8 @@ def check_budget(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, backw
     gpu.flops_per_clock_per_sm(p.dtype.name, False)  # raises if the GPU has no path for the dtype
     d, (bq, bkv) = tile_for(v, p.head_dim, backward)
     eb = p.eb
-    if backward:  # Q, dO, K, V tiles, staged P/dS, fp32 dQ staging
-        smem = (2 * bq * d + 2 * bkv * d + 2 * bq * bkv) * eb + bq * d * ACC_BYTES
+    if backward:  # Q, dO, K, V tiles and the staged P / dS (dQ is added to its fp32 buffer by atomics)
+        smem = (2 * bq * d + 2 * bkv * d + 2 * bq * bkv) * eb
     else:  # Q tiles, `stages` K/V stages, O staging in 16 bits
         smem = v.q_tiles_per_cta * bq * d * eb + v.stages * 2 * bkv * d * eb
     smem_limit = gpu.smem.usable_per_cta_bytes - BARRIER_RESERVE_BYTES

@@ -62,6 +62,11 @@ def median_call_s(warmup: int, timed: int, host_s: float, burst_s: float, sustai
     return float(np.median(gpu)) + host_s
 
 
+def _state_of(gpu_s: float, burst_s: float, sustained_s: float, states: tuple[str, str]) -> str:
+    """The power state whose GPU time the median is (the result reported beside the prediction)."""
+    return states[0] if abs(gpu_s - burst_s) <= abs(gpu_s - sustained_s) else states[1]
+
+
 def _field(row: dict, name: str, default=None) -> int:
     value = row.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -109,7 +114,8 @@ def predict_row(config, row: dict) -> list[tuple[str, float, float, object]]:
     f_burst, f_sus = fwd[states[0]].time_s, fwd[states[1]].time_s
     fwd_pred = median_call_s(warm, timed, host, f_burst, f_sus, response_s)
     if "fwd_median_s" in row:
-        out.append(("fwd_median_s", _positive_time(row, "fwd_median_s"), fwd_pred, fwd[states[1]]))
+        out.append(("fwd_median_s", _positive_time(row, "fwd_median_s"), fwd_pred,
+                    fwd[_state_of(fwd_pred - host, f_burst, f_sus, states)]))
     if "fwdbwd_median_s" in row:
         bwd = {st: simulate_attention(gpu, b, h, s, d, backward=True, power_state=st, **args) for st in set(states)}
         acc = grad_accumulate_s(gpu, b, h, hkv, s, skv, d, get_dtype(dtype).bits / 8)
@@ -118,7 +124,8 @@ def predict_row(config, row: dict) -> list[tuple[str, float, float, object]]:
         warm, timed = CALLS["fwdbwd"]
         pred = median_call_s(warm, timed, _dispatch_s(backend, "fwdbwd"), fb[states[0]], fb[states[1]],
                              response_s, preceding)
-        out.append(("fwdbwd_median_s", _positive_time(row, "fwdbwd_median_s"), pred, bwd[states[1]]))
+        state = _state_of(pred - _dispatch_s(backend, "fwdbwd"), fb[states[0]], fb[states[1]], states)
+        out.append(("fwdbwd_median_s", _positive_time(row, "fwdbwd_median_s"), pred, bwd[state]))
     if not out:
         raise BlackwellSimError(f"line {row.get('_line', '?')}: attention row has neither fwd_median_s nor "
                                 f"fwdbwd_median_s")
