@@ -182,6 +182,9 @@ def block_cost(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, d: int,
     smem = smem_bytes / gpu.smem.bandwidth_bytes_per_clock
     parts = (mma, soft, smem)
     block = max(parts) + (1 - overlap) * (sum(parts) - max(parts)) + v.block_sync_cycles
+    if v.stages == 1:  # no second K/V buffer: each block waits for its own load's L2 round trip
+        near = 1.0 / gpu.l2.partitions
+        block += near * gpu.l2.near_latency_cycles + (1 - near) * gpu.l2.far_latency_cycles
     diag = elements * MASK_OPS / sfu.fp32_lanes
     cost = asim.BlockCost(compute_s=block * ctas / clock_hz, diag_extra_s=diag * ctas / clock_hz,
                           mma_s=mma / clock_hz, softmax_s=soft / clock_hz, smem_s=smem / clock_hz,

@@ -95,10 +95,10 @@ VARIANTS: dict[str, AttentionVariant] = {
         archs=("hopper", "blackwell"), mma="legacy",
         fwd_tile={64: (64, 64), 128: (64, 128), 256: (32, 128)},
         bwd_tile={64: (64, 64), 128: (128, 128), 256: (128, 64)},
-        ctas_per_sm=2, bwd_ctas_per_sm=1, overlap={64: 0.3, 128: 0.3, 256: 0.3}, bwd_overlap={64: 0.3, 128: 0.3, 256: 0.3},
+        ctas_per_sm=2, bwd_ctas_per_sm=1, overlap={64: 0.0, 128: 0.0, 256: 0.55}, bwd_overlap={64: 0.0, 128: 0.0, 256: 0.0},
         kv_smem_readers=4, bwd_smem_readers=8,
         persistent=False, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, split_kv_decode=False,
-        pack_gqa_decode=False),
+        pack_gqa_decode=False, stages=1),
 }
 
 #: What ``validate`` maps the measurement file's SDPA ``backend`` names to.
