@@ -145,18 +145,17 @@ def aux_kernels(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, backwa
 
 
 # -- simulation -----------------------------------------------------------------------------------
-def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False):
+def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False, *, bq: int, bkv: int):
     ctas = v.bwd_ctas_per_sm if backward else v.ctas_per_sm
     clock_hz = clock * 1e6
     setup_s = v.cta_launch_cycles / clock_hz
-    rows = (v.q_tiles_per_cta if not backward else 1)
-    d = p.head_dim
-    if backward:
-        epilogue_cycles = 0.0
-    else:
-        epilogue_cycles = rows * d * 2 * 2 / (gpu.sm.fp32_flops_per_clock / 2)  # normalise O, convert
-        if gpu.tmem is not None and v.tmem:
-            epilogue_cycles += rows * 128 * d * ACC_BYTES / gpu.tmem.read_bytes_per_clock
+    # epilogue: scale and convert the accumulators (O by 1/rowsum; dK by the softmax scale, dV),
+    # after draining them from TMEM where they live there; the store itself is the unit's write
+    acc_elems = 2 * bkv * p.head_dim if backward else bq * v.q_tiles_per_cta * p.head_dim
+    epilogue_cycles = acc_elems * 2 / (gpu.sm.fp32_flops_per_clock / 2)
+    if gpu.tmem is not None and v.tmem:
+        epilogue_cycles += acc_elems * ACC_BYTES / gpu.tmem.read_bytes_per_clock
+    epilogue_cycles *= ctas  # the SM is shared with the other resident CTAs
     inflight = min(gpu.tma.max_inflight_bytes, v.stages * (cost.l2_bytes + cost.atomic_bytes)) / ctas
     sim = asim.AttentionSimulation(gpu, units, cost, clock_mhz=clock, workers=gpu.sm.count * ctas,
                                    unit_setup_s=setup_s, epilogue_s=epilogue_cycles / clock_hz,
@@ -178,13 +177,13 @@ def _run_pass(gpu, v, p, backward, fidelity, power_state, record):
     computed_flops = sum(u.blocks for u in units) * flops_per_block
     fmax = boost_clock_mhz(gpu, p.dtype.math_class)
     cost, bdetail = block_cost(gpu, v, p, d, bq, bkv, backward, fmax)
-    st = _simulate(gpu, v, p, units, cost, fmax, backward, "fast")
+    st = _simulate(gpu, v, p, units, cost, fmax, backward, "fast", bq=bq, bkv=bkv)
     busy = st.busy_s / (st.workers * st.elapsed_s) if st.elapsed_s else 0.0
     act = Activity(fmax, st.elapsed_s, computed_flops, p.dtype.math_class, busy, st.hbm_bytes, st.l2_bytes)
     clock = clock_mhz(gpu, act, power_state)
     if abs(clock - fmax) > CLOCK_TOLERANCE_MHZ or fidelity != "fast" or record:
         cost, bdetail = block_cost(gpu, v, p, d, bq, bkv, backward, clock)
-        st = _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record)
+        st = _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record, bq=bq, bkv=bkv)
     info.update(bdetail)
     info["computed_flops"] = computed_flops
     return st, clock, fmax, info
