@@ -35,6 +35,9 @@ from blackwell_sim.engine.result import KernelResult
 from blackwell_sim.errors import BlackwellSimError
 
 ceil_div = asim.ceil_div
+#: Share of L2 a persistent scheduler plans for the streamed panels of one head group (the rest
+#: holds the Q / O tiles and the other operands in flight). Estimate.
+L2_PANEL_SHARE = 0.5
 
 
 # -- work units ---------------------------------------------------------------------------------
@@ -49,8 +52,18 @@ def split_count(units: int, workers: int, kv_blocks: int) -> int:
     return next(s for s in cands if eff[s] >= SPLIT_EFFICIENCY * best)
 
 
+def l2_aware_order(units: list[asim.Unit], panel_bytes: float, l2_bytes: float) -> list[asim.Unit]:
+    """A persistent scheduler's order (FlashAttention-3's LPT scheduler): heads in groups whose
+    streamed panels (K/V, or Q/dO) fit ``L2_PANEL_SHARE`` of L2, longest tiles first in a group."""
+    per_group = max(1, int(L2_PANEL_SHARE * l2_bytes // max(panel_bytes, 1.0)))
+    order = {}
+    for u in units:
+        order.setdefault(u.panel_key[:3], len(order))
+    return sorted(units, key=lambda u: (order[u.panel_key[:3]] // per_group, -u.blocks))
+
+
 def forward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int, bkv: int,
-                  workers: int) -> tuple[list[asim.Unit], dict]:
+                  workers: int, l2_bytes: float) -> tuple[list[asim.Unit], dict]:
     cta_rows = bq * v.q_tiles_per_cta
     packed = v.pack_gqa_decode and p.group > 1 and p.seq_q * p.group <= cta_rows and not p.causal
     rows_total = p.seq_q * p.group if packed else p.seq_q
@@ -77,13 +90,13 @@ def forward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int, bkv
                                            panel_key=("KV", b, hkv, s),
                                            own_read_bytes=rows * p.head_dim * eb, write_bytes=out))
     if v.persistent:
-        units.sort(key=lambda u: -u.blocks)
+        units = l2_aware_order(units, 2 * p.seq_kv * d * eb / splits, l2_bytes)
     return units, {"splits": splits, "packed_gqa": packed, "q_tiles": m_tiles, "kv_blocks": kv_blocks,
                    "cta_rows": cta_rows}
 
 
 def backward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int,
-                   bkv: int) -> tuple[list[asim.Unit], dict]:
+                   bkv: int, l2_bytes: float) -> tuple[list[asim.Unit], dict]:
     nq, nkv, eb, units = ceil_div(p.seq_q, bq), ceil_div(p.seq_kv, bkv), p.eb, []
     for b in range(p.batch):
         for h in range(p.heads):
@@ -100,7 +113,7 @@ def backward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int,
                                        own_read_bytes=2 * kv_rows * p.head_dim * eb,
                                        write_bytes=2 * kv_rows * p.head_dim * eb))
     if v.bwd_persistent:
-        units.sort(key=lambda u: -u.blocks)
+        units = l2_aware_order(units, 2 * p.seq_q * d * eb, l2_bytes)
     return units, {"q_blocks": nq, "kv_tiles": nkv}
 
 
@@ -168,10 +181,10 @@ def _run_pass(gpu, v, p, backward, fidelity, power_state, record):
     d, bq, bkv = check_budget(gpu, v, p, backward)
     ctas = v.bwd_ctas_per_sm if backward else v.ctas_per_sm
     if backward:
-        units, info = backward_units(v, p, d, bq, bkv)
+        units, info = backward_units(v, p, d, bq, bkv, gpu.l2.size_bytes)
         flops_per_block = 10 * bq * bkv * d
     else:
-        units, info = forward_units(v, p, d, bq, bkv, gpu.sm.count * ctas)
+        units, info = forward_units(v, p, d, bq, bkv, gpu.sm.count * ctas, gpu.l2.size_bytes)
         flops_per_block = 4 * bq * v.q_tiles_per_cta * bkv * d
     info.update(tile=f"{bq * (1 if backward else v.q_tiles_per_cta)}x{bkv}", head_dim_bucket=d)
     computed_flops = sum(u.blocks for u in units) * flops_per_block

@@ -24,7 +24,7 @@ from blackwell_sim.engine.hbm import HBM
 from blackwell_sim.engine.l2 import L2
 from blackwell_sim.engine.tma import TMA
 
-SEGMENT_BLOCKS = 8  #: L2 cache-model granularity along the streamed panel (blocks per segment)
+SEGMENT_BLOCKS = 16  #: L2 cache-model granularity along the streamed panel (blocks per segment)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ VARIANTS: dict[str, AttentionVariant] = {
         archs=("hopper",), mma="native",
         fwd_tile={64: (128, 128), 128: (128, 128), 256: (128, 64)},
         bwd_tile={64: (64, 128), 128: (64, 128), 256: (64, 64)},
-        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.3, 128: 0.65, 256: 0.65},
+        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.35, 128: 0.65, 256: 0.85},
         bwd_overlap={64: 0.3, 128: 0.45, 256: 0.0}, kv_smem_readers=2, bwd_smem_readers=2,
         persistent=True, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, dtypes=("bf16", "fp16", "fp8")),
     "fa4": AttentionVariant(
