@@ -177,7 +177,17 @@ def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False, *
     return sim.run()
 
 
+def decode_variant(v: AttentionVariant, p: AttentionProblem) -> AttentionVariant:
+    """The variant as it runs when every query row (a GQA group's packed) fits one decode tile."""
+    rows = p.seq_q * (p.group if v.pack_gqa_decode and p.group > 1 else 1)
+    if p.causal or rows > v.decode_tile[0]:
+        return v
+    return replace(v, q_tiles_per_cta=1, fwd_tile={b: v.decode_tile for b in v.fwd_tile})
+
+
 def _run_pass(gpu, v, p, backward, fidelity, power_state, record):
+    if not backward:
+        v = decode_variant(v, p)
     d, bq, bkv = check_budget(gpu, v, p, backward)
     ctas = v.bwd_ctas_per_sm if backward else v.ctas_per_sm
     if backward:
@@ -199,6 +209,7 @@ def _run_pass(gpu, v, p, backward, fidelity, power_state, record):
         st = _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record, bq=bq, bkv=bkv)
     info.update(bdetail)
     info["computed_flops"] = computed_flops
+    info["computed_blocks"] = sum(u.blocks for u in units)
     return st, clock, fmax, info
 
 

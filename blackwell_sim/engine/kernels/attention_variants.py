@@ -9,18 +9,21 @@ else about a library. Sources of the structure:
   the kernel traits in the kernel names of our H100 measurements
   (benchmarks/data/h100_sxm_attention.jsonl): forward ``Flash_fwd_kernel_traits<d, Br, Bc, 4 warps>``
   = 128x128 (d 64), 128x64 (d 128), 64x64 (d 256); backward 128x128 (d 64, 8 warps), 64x128
-  (d 128), 64x64 (d 256). Decode uses the split-KV kernel plus a combine kernel.
+  (d 128), 64x64 (d 256). Decode uses the split-KV kernel (``Flash_fwd_kernel_traits<d, 64, 128>``)
+  plus a combine kernel.
 - ``fa3``: the Hopper wgmma + TMA + warp-specialized class (FlashAttention-3, Shah et al., arXiv
   2407.08608; cuDNN's ``sm90_flash_fprop_wgmma`` kernels in the same measurements): a producer
   warp issues TMA loads, two consumer warpgroups of 64 rows each ping-pong softmax against the
-  other's GEMMs, a persistent scheduler hands out the longest (causal) tiles first.
+  other's GEMMs, a persistent scheduler hands out the longest (causal) tiles first within groups
+  of heads whose K/V fit L2. Decode runs one 64-row warpgroup tile (the wgmma minimum M).
 - ``fa4``: Blackwell ``tcgen05`` with S and O accumulators in TMEM, two Q tiles per CTA in
   ping-pong, a fraction of the exponentials emulated on the FMA pipe, conditional O rescaling
   (FlashAttention-4 blog, Together AI 2025; Tri Dao et al.). TMEM must hold S and O of both
-  tiles: 2 x (Bc + d) fp32 columns <= 512, which is why head dim 256 does not fit.
+  tiles: 2 x (Bc + d) fp32 columns <= 512, which is why head dim 256 does not fit. Decode runs one
+  128-row tile (the full-rate tcgen05 M).
 - ``efficient``: the CUTLASS memory-efficient kernel (xformers, PyTorch's ``efficient``
-  backend): ``mma.sync``, ``fmha_cutlassF_*_64x64 / 64x128 / 32x128`` forward tiles, no overlap
-  engineering, no split-KV.
+  backend): ``mma.sync``, ``fmha_cutlassF_*_64x64 / 64x128 / 32x128`` forward tiles, one K/V stage
+  (each block waits for its load), no overlap engineering, no split-KV.
 
 Calibrated fields (``overlap``, ``bwd_overlap``, ``cta_launch_cycles``, ``block_sync_cycles``)
 were fitted on shared/data/hopper/h100_sxm_calibration.jsonl with the rest of the model fixed
@@ -62,6 +65,7 @@ class AttentionVariant:
     dtypes: tuple[str, ...] = ("bf16", "fp16")
     layout_copies_bwd: int = 0                      #: strided [b,h,s,d] copies its backward makes
     stages: int = 2                                 #: K/V SMEM stages
+    decode_tile: tuple[int, int] = (64, 128)        #: (Q rows, KV rows) when all queries fit one tile
 
 
 VARIANTS: dict[str, AttentionVariant] = {
@@ -89,7 +93,8 @@ VARIANTS: dict[str, AttentionVariant] = {
         ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.9, 128: 0.9, 256: 0.9}, bwd_overlap={64: 0.7, 128: 0.7, 256: 0.7},
         kv_smem_readers=1, bwd_smem_readers=1,
         persistent=True, bwd_persistent=True, cta_launch_cycles=1000, block_sync_cycles=100, emulated_exp_fraction=0.25,
-        rescale_fraction=0.1, q_tiles_per_cta=2, tmem=True, dtypes=("bf16", "fp16", "fp8")),
+        rescale_fraction=0.1, q_tiles_per_cta=2, tmem=True, dtypes=("bf16", "fp16", "fp8"),
+        decode_tile=(128, 128)),
     "efficient": AttentionVariant(
         name="efficient", description="memory-efficient attention (CUTLASS/xformers, mma.sync)",
         archs=("hopper", "blackwell"), mma="legacy",
@@ -98,7 +103,7 @@ VARIANTS: dict[str, AttentionVariant] = {
         ctas_per_sm=2, bwd_ctas_per_sm=1, overlap={64: 0.0, 128: 0.0, 256: 0.55}, bwd_overlap={64: 0.0, 128: 0.0, 256: 0.0},
         kv_smem_readers=4, bwd_smem_readers=8,
         persistent=False, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, split_kv_decode=False,
-        pack_gqa_decode=False, stages=1),
+        pack_gqa_decode=False, stages=1, decode_tile=(64, 64)),
 }
 
 #: What ``validate`` maps the measurement file's SDPA ``backend`` names to.
