@@ -19,7 +19,8 @@ from blackwell_sim.engine.kernels.attention_variants import (
     AttentionVariant,
     tile_for,
 )
-from blackwell_sim.engine.sfu import SFU, SoftmaxMix
+from blackwell_sim.engine.kernels.memcpy import LSU_INFLIGHT_BYTES_PER_SM  # noqa: F401 (re-exported)
+from blackwell_sim.engine.sfu import EMULATED_EXP_OPS, SFU, SoftmaxMix
 from blackwell_sim.engine.smem import BARRIER_RESERVE_BYTES
 from blackwell_sim.engine.tensor_core import TensorCore
 from blackwell_sim.engine.tmem import alloc_columns
@@ -41,7 +42,6 @@ ACC_BYTES = 4                 #: fp32 accumulators: dQ (backward), split-KV part
 MAX_SPLITS = 128              #: FlashAttention-2 split-KV heuristic: at most 128 splits
 SPLIT_EFFICIENCY = 0.85       #: ... the fewest splits within 85% of the best wave efficiency
 VECTOR_BYTES = 16             #: vectorised elementwise kernels (16-byte accesses)
-LSU_INFLIGHT_BYTES_PER_SM = 64 * 1024  # as engine/kernels/memcpy.py: 16 B x 4 unroll x 1024 threads
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,6 @@ def best_emulated_fraction(sfu: SFU, mix: SoftmaxMix, max_fraction: float) -> fl
     if max_fraction <= 0:
         return 0.0
     exp_rate, lanes = sfu.sfu_ops_per_clock, sfu.fp32_lanes
-    from blackwell_sim.engine.sfu import EMULATED_EXP_OPS
-
     # (1-f)/exp_rate = (ops + f*E)/lanes  ->  f = (lanes/exp_rate - ops) / (lanes/exp_rate + E)
     f = (lanes / exp_rate - mix.fp32_ops_per_element) / (lanes / exp_rate + EMULATED_EXP_OPS)
     return min(max_fraction, max(0.0, f))

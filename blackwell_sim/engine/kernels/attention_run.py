@@ -120,8 +120,12 @@ def backward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int,
 # -- auxiliary (memory-bound) kernels -------------------------------------------------------------
 def memory_kernel_s(gpu: GPUConfig, read_bytes: float, write_bytes: float,
                     access_bytes: float = VECTOR_BYTES) -> float:
-    """A grid-wide elementwise kernel: launch + HBM latency + bytes at the sustainable rate, which
-    narrower accesses cap by the bytes in flight per SM (Little's law, as engine/kernels/memcpy.py)."""
+    """A grid-wide elementwise kernel of an attention pass: launch, HBM latency, then the bytes at
+    the sustainable rate for the read/write mix, capped by the bytes in flight per SM (Little's law,
+    as engine/kernels/memcpy.py), which narrower accesses shrink. Unlike an isolated copy, its
+    writes are not left dirty in L2 for free: these kernels run in a chain of memory-bound kernels,
+    so the write-back of one kernel's dirty lines takes HBM time from the next; each kernel is
+    charged its own writes."""
     total = read_bytes + write_bytes
     if total <= 0:
         return 0.0
