@@ -119,6 +119,10 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
                     out.append(TileConfig(pair_m, n, tk, 2, epilogue_overlap=buffers >= 2, variant="2sm"))
                     out.append(TileConfig(pair_m, n, tk, 2, cluster_m=2, epilogue_overlap=buffers >= 2,
                                           variant="2sm"))
+    elif dtype.math_class == "tf32":
+        # cuBLAS runs tf32 on Hopper with its older non-persistent sm90_xmma kernels, not nvjet:
+        # 128x256x32 (2 warpgroups) and 64x128x32 (1 warpgroup), per our H100 profiles
+        out = [TileConfig(128, 256, tk, variant="xmma"), TileConfig(64, 128, tk, variant="xmma")]
     else:
         budget = gpu.sm.register_file_bytes * ACCUMULATOR_REGISTER_SHARE
         for n in WGMMA_TILE_N:
