@@ -49,6 +49,8 @@ def summarize(name: str, cfg: GPUConfig | SystemConfig) -> dict:
     }
     if isinstance(cfg, SystemConfig):
         row["fabric_tbps_bidirectional"] = round(cfg.fabric_bandwidth_gbps / 1000, 1)
+        row["switches"] = cfg.fabric.switches
+        row["nvls"] = bool(cfg.fabric.switch is not None and cfg.fabric.switch.nvls)
     return row
 
 

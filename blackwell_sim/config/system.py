@@ -19,8 +19,106 @@ class SwitchConfig:
     port_bandwidth_gbps: float = spec("bandwidth of one port, per direction", unit="GB/s", gt=0)
     latency_ns: float = spec("port-to-port latency through the chip", unit="ns", ge=0)
     nvls: bool = spec("in-switch reduction and multicast (NVLink SHARP / NVLS) available")
-    reduction_bandwidth_gbps: float = spec("in-switch reduction throughput per chip", unit="GB/s",
-                                           ge=0)
+    reduction_gflops: float = spec("in-switch reduction ALU throughput per chip: element additions "
+                                   "per second (any element width)", unit="GFLOP/s", ge=0)
+
+    @property
+    def bandwidth_gbps(self) -> float:
+        """Port bandwidth of the whole chip, per direction."""
+        return self.ports * self.port_bandwidth_gbps
+
+
+# NCCL's latency model (NVIDIA/nccl src/graph/tuning.cc, ncclTopoTuneModel, NVLink rows of baseLat
+# and hwLat): a ring costs base + steps x per-step latency, a tree base + 2 x hops x per-hop latency.
+_NCCL = "NCCL src/graph/tuning.cc (baseLat / hwLat, NVLink)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProtocolConfig:
+    """One NCCL protocol (LL, LL128 or Simple): its latencies and how much of each byte is data."""
+
+    data_fraction: float = spec("data bytes per byte stored and sent (LL: 4 of 8, a flag in each "
+                                "8-byte store; LL128: 120 of 128; Simple: 1)", gt=0, le=1)
+    ring_base_latency_us: float = spec(f"fixed latency of a ring collective [{_NCCL}]", unit="us", ge=0)
+    ring_step_latency_us: float = spec(f"latency added per ring step [{_NCCL}]", unit="us", ge=0)
+    tree_base_latency_us: float = spec(f"fixed latency of a tree collective [{_NCCL}]", unit="us", ge=0)
+    tree_step_latency_us: float = spec(f"latency added per tree hop [{_NCCL}]", unit="us", ge=0)
+    channel_efficiency: float = spec(
+        "fraction of a channel's Simple load/store throughput this protocol's CTA reaches besides "
+        "the flag bytes (receivers poll a flag per 8-byte word (LL) or 128-byte line (LL128)). LL "
+        "0.5: NCCL's tuner runs ring LL all-reduce at 1/4 of Simple, half of it the data fraction "
+        f"[{_NCCL}]; LL128 0.83: the 4-64 MiB CUDA-graph rows of benchmarks/data/"
+        "h200x2_nccl_2026-11-26.jsonl (our measurement)", gt=0, le=1)
+    slice_bytes: int = spec(
+        "bytes a receiver waits for before it consumes (one flag per slice): a ring step's pipeline "
+        "fills one slice per dependent step before it streams. Simple: NCCL's 4 MiB buffer / 8 "
+        "steps x 2 steps per slice = 1 MiB; LL and LL128: 0, a flag in every word or line", unit="B",
+        ge=0)
+
+
+LL = ProtocolConfig(data_fraction=0.5, ring_base_latency_us=3.6, ring_step_latency_us=0.47,
+                    tree_base_latency_us=4.4, tree_step_latency_us=0.52, channel_efficiency=0.5,
+                    slice_bytes=0)
+LL128 = ProtocolConfig(data_fraction=120 / 128, ring_base_latency_us=10.0, ring_step_latency_us=1.9,
+                       tree_base_latency_us=4.4, tree_step_latency_us=1.2, channel_efficiency=0.83,
+                       slice_bytes=0)
+SIMPLE = ProtocolConfig(data_fraction=1.0, ring_base_latency_us=8.4, ring_step_latency_us=3.4,
+                        tree_base_latency_us=0.0, tree_step_latency_us=28.0, channel_efficiency=1.0,
+                        slice_bytes=1 << 20)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectiveConfig:
+    """The collective library (NCCL-like) running on the fabric.
+
+    Defaults are the Hopper values calibrated on our 2x H200 NCCL measurement
+    (shared/data/hopper/h200x2_nvlink_nccl.jsonl, see docs/validation.md "Collectives") and NCCL's
+    published latency table; system presets override what differs and cite why.
+    """
+
+    host_issue_us: float = spec(
+        "host time of one collective call before its kernel is queued (framework dispatch, NCCL "
+        "enqueue). A call timed alone lasts host_issue + max(kernel, host_return); CUDA graphs "
+        "and back-to-back loops hide both. 13.5 us with host_return 21.5 us: fits the per-call "
+        "2x H200 file (shared/data/hopper/h200x2_nvlink_nccl.jsonl, floor ~35 us, and 4-512 MiB "
+        "rows = 13.5 us + the CUDA-graph kernel time of benchmarks/data/h200x2_nccl_2026-11-26.jsonl). "
+        "A property of the host and software stack: that second session's floor was ~60 us",
+        unit="us", ge=0, default=13.5)
+    host_return_us: float = spec(
+        "host time after the kernel is queued until the call returns (the GPU runs meanwhile); "
+        "see host_issue_us", unit="us", ge=0, default=21.5)
+    launch_overhead_us: float = spec(
+        "GPU-side start of a collective kernel (launch, NCCL kernel prologue), paid even inside "
+        "a CUDA graph. 3.5 us: CUDA-graph floor of 2-GPU NCCL calls (~8 us) minus NCCL's LL "
+        "ring latency (our measurement, benchmarks/data/h200x2_nccl_2026-11-26.jsonl)",
+        unit="us", ge=0, default=3.5)
+    channels: int = spec("NCCL channels (one CTA on one SM each) of a ring / tree / direct "
+                         "collective (NCCL on NVLink Hopper: 24 rings; estimate from NCCL logs)",
+                         ge=1, le=128, default=24)
+    channel_bandwidth_gbps: float = spec(
+        "bytes one channel's CTA loads and stores per second (FIFO and input reads, local and "
+        "remote stores); with the per-collective count of memory operations per link byte this "
+        "bounds a collective by its SMs. Calibrated on the 2x H200 all-reduce / all-gather "
+        "plateaus (our measurement)", unit="GB/s", gt=0, default=58.3)
+    nvls_enabled: bool = spec("let all-reduce use NVLS (in-switch reduction) where the switch "
+                              "supports it", default=True)
+    nvls_channels: int = spec("channels (SMs) an NVLS all-reduce occupies (NCCL NVLS default 16 "
+                              "on Hopper; estimate)", ge=1, le=128, default=16)
+    nvls_link_efficiency: float = spec(
+        "fraction of the link payload rate that multimem ld_reduce / st traffic reaches (read "
+        "requests and reduced responses share the packets). 0.83: H100 8-GPU NVLS algbw 273 GB/s "
+        "x (1 + 1/8) / 370 GB/s payload (NVIDIA/nccl issue 1455, nccl-tests issue 212)",
+        gt=0, le=1, default=0.83)
+    nvls_latency_us: float = spec("latency of an NVLS all-reduce beyond the kernel launch: a 2-GPU "
+                                  "NVLS all-reduce in CUDA graphs takes ~6 us (NVIDIA/nccl issue "
+                                  "1259), minus launch_overhead_us", unit="us", ge=0, default=2.5)
+    chunk_bytes: int = spec("bytes per rank and channel moved per pipeline event (NCCL Simple "
+                            "chunk: 4 MiB buffer / 8 steps x 4 steps per chunk = 2 MiB); events "
+                            "per collective = per-rank bytes / (channels x chunk), at least one",
+                            unit="B", ge=1024, default=2 << 20)
+    ll: ProtocolConfig = spec("LL protocol", default=LL)
+    ll128: ProtocolConfig = spec("LL128 protocol", default=LL128)
+    simple: ProtocolConfig = spec("Simple protocol", default=SIMPLE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +131,12 @@ class FabricConfig:
     gpu_links_per_switch: tuple[int, ...] = spec("links from each GPU to switch chip i (one entry per "
                                                  "chip; sums to nvlink.links)", ge=0, default=())
     switch: SwitchConfig | None = spec("the switch chip; null for direct", default=None)
+    link_efficiency: float = spec(
+        "payload fraction of the NVLink line rate a GPU-to-GPU stream reaches (packet headers, "
+        "flow control, CRC). NVLink 4: 370 of 450 GB/s per direction (NCCL maintainer, "
+        "nccl-tests issue 212 and NVIDIA/nccl issue 1442)", gt=0, le=1, default=0.82)
+    collective: CollectiveConfig = spec("the collective library on this fabric",
+                                        default=CollectiveConfig())
 
 
 @dataclass(frozen=True, kw_only=True)
