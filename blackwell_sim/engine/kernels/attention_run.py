@@ -177,7 +177,8 @@ def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False, *
     sim = asim.AttentionSimulation(gpu, units, cost, clock_mhz=clock, workers=gpu.sm.count * ctas,
                                    unit_setup_s=setup_s, epilogue_s=epilogue_cycles / clock_hz,
                                    inflight_bytes=inflight, fidelity=fidelity, record=record,
-                                   persistent=v.bwd_persistent if backward else v.persistent)
+                                   persistent=v.bwd_persistent if backward else v.persistent,
+                                   window_bytes=cost.l2_bytes if not v.tma and v.stages > 1 else 0.0)
     return sim.run()
 
 

@@ -75,8 +75,9 @@ class AttnStats:
 class AttentionSimulation:
     def __init__(self, gpu, units: list[Unit], cost: BlockCost, *, clock_mhz: float, workers: int,
                  unit_setup_s: float, epilogue_s: float, inflight_bytes: float, fidelity: str = "fast",
-                 record: bool = False, persistent: bool = False) -> None:
+                 record: bool = False, persistent: bool = False, window_bytes: float = 0.0) -> None:
         self.persistent = persistent
+        self.window_bytes = window_bytes
         self.gpu, self.units, self.cost, self.fidelity, self.record = gpu, units, cost, fidelity, record
         self.clock_hz = clock_mhz * 1e6
         self.env = simpy.Environment()
@@ -102,6 +103,14 @@ class AttentionSimulation:
         st = self.stats
         st.l2_bytes += l2_bytes
         st.hbm_bytes += hbm_bytes
+        if self.window_bytes:
+            # thread-issued copies (cp.async) one block ahead: every window of bytes waits a round
+            # trip before it streams, so latency adds to the transfer (Little's law, window W:
+            # rate = W / (latency + W / share))
+            t_l2 = self.l2.seconds_for(l2_bytes) + l2_bytes / self.window_bytes * self.l2.hit_latency_s
+            t_hbm = (self.hbm.seconds_for(hbm_bytes) + hbm_bytes / self.window_bytes * self.hbm.latency_s
+                     if hbm_bytes else 0.0)
+            return max(t_l2, t_hbm)
         t_l2 = self.l2.seconds_for(l2_bytes, self.cap_l2)
         t_hbm = self.hbm.seconds_for(hbm_bytes, self.cap_hbm) if hbm_bytes else 0.0
         return max(t_l2, t_hbm)

@@ -65,6 +65,7 @@ class AttentionVariant:
     dtypes: tuple[str, ...] = ("bf16", "fp16")
     layout_copies_bwd: int = 0                      #: strided [b,h,s,d] copies its backward makes
     stages: int = 2                                 #: K/V SMEM stages
+    tma: bool = True                                #: TMA bulk loads (else thread-issued cp.async)
     decode_tile: tuple[int, int] = (64, 128)        #: (Q rows, KV rows) when all queries fit one tile
 
 
@@ -76,7 +77,8 @@ VARIANTS: dict[str, AttentionVariant] = {
         bwd_tile={64: (128, 128), 128: (64, 128), 256: (64, 64)},
         ctas_per_sm=2, bwd_ctas_per_sm=1, overlap={64: 0.4, 128: 0.5, 256: 0.7},
         bwd_overlap={64: 0.1, 128: 0.1, 256: 0.15}, kv_smem_readers=4, bwd_smem_readers=8,
-        persistent=False, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, layout_copies_bwd=2),
+        persistent=False, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, layout_copies_bwd=2,
+        tma=False),
     "fa3": AttentionVariant(
         name="fa3", description="FlashAttention-3 / cuDNN class (wgmma, TMA, warp specialization)",
         archs=("hopper",), mma="native",
@@ -103,7 +105,7 @@ VARIANTS: dict[str, AttentionVariant] = {
         ctas_per_sm=2, bwd_ctas_per_sm=1, overlap={64: 0.0, 128: 0.0, 256: 0.55}, bwd_overlap={64: 0.0, 128: 0.0, 256: 0.0},
         kv_smem_readers=4, bwd_smem_readers=8,
         persistent=False, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, split_kv_decode=False,
-        pack_gqa_decode=False, stages=1, decode_tile=(64, 64)),
+        pack_gqa_decode=False, stages=1, decode_tile=(64, 64), tma=False),
 }
 
 #: What ``validate`` maps the measurement file's SDPA ``backend`` names to.
