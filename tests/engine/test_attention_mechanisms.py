@@ -184,3 +184,15 @@ def test_same_inputs_same_answer(h100):
     a = simulate_attention(h100, 4, 8, 1024, 64, causal=True).to_dict()
     b = simulate_attention(h100, 4, 8, 1024, 64, causal=True).to_dict()
     assert a == b
+
+
+def test_thread_issued_loads_expose_latency_in_decode(h100):
+    """fa2's cp.async loads run one block ahead, so each block's round trip adds to its transfer;
+    fa3's TMA pipeline keeps enough in flight to hide it. Decode is where it shows."""
+    args = (8, 32, 1, 128)
+    far = load_config("h100-sxm", overrides={"hbm.latency_ns": 960})
+    fa2, fa3 = (simulate_attention(h100, *args, seq_kv=8192, kernel=k) for k in ("fa2", "fa3"))
+    fa2_far, fa3_far = (simulate_attention(far, *args, seq_kv=8192, kernel=k) for k in ("fa2", "fa3"))
+    assert fa2.bytes["hbm"] == pytest.approx(fa3.bytes["hbm"], rel=0.01)
+    assert fa2.time_s > 1.05 * fa3.time_s
+    assert fa2_far.time_s / fa2.time_s > 1.05 and fa3_far.time_s / fa3.time_s < 1.02
