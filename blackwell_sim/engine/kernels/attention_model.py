@@ -37,6 +37,8 @@ FWD_FP32_OPS = 3.5
 BWD_FP32_OPS = 4.0
 #: Causal masking on a diagonal block: index compare + select per element (ISETP + FSEL).
 MASK_OPS = 2.0
+#: Blocks' worth of hidden work a tile's software pipeline exposes when it fills and drains.
+PIPELINE_FILL_BLOCKS = 1.0
 LSE_BYTES = 4                 #: fp32 log-sum-exp (forward output) and D = rowsum(dO*O) per row
 ACC_BYTES = 4                 #: fp32 accumulators: dQ (backward), split-KV partial O (decode)
 MAX_SPLITS = 128              #: FlashAttention-2 split-KV heuristic: at most 128 splits
@@ -186,9 +188,14 @@ def block_cost(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, d: int,
         near = 1.0 / gpu.l2.partitions
         block += near * gpu.l2.near_latency_cycles + (1 - near) * gpu.l2.far_latency_cycles
     diag = elements * MASK_OPS / sfu.fp32_lanes
+    # a tile's software pipeline fills and drains once: the first block's MMA has no softmax of
+    # an earlier block to overlap, the last block's softmax / PV no next MMA, so the work that
+    # overlap hides in the steady state is exposed once per tile (unless another resident CTA's
+    # warps fill the bubble)
+    fill = overlap * (sum(parts) - max(parts)) * PIPELINE_FILL_BLOCKS if ctas == 1 else 0.0
     cost = asim.BlockCost(compute_s=block * ctas / clock_hz, diag_extra_s=diag * ctas / clock_hz,
                           mma_s=mma / clock_hz, softmax_s=soft / clock_hz, smem_s=smem / clock_hz,
-                          l2_bytes=l2_bytes, atomic_bytes=atomic)
+                          l2_bytes=l2_bytes, atomic_bytes=atomic, fill_s=fill * ctas / clock_hz)
     limit = max((("mma", mma), ("softmax_" + soft_pipe, soft), ("smem", smem)), key=lambda x: x[1])[0]
     return cost, {"mma_cycles": mma, "softmax_cycles": soft, "smem_cycles": smem, "block_cycles": block,
                   "emulated_exp_fraction": emulated, "block_limit": limit, "overlap": overlap}

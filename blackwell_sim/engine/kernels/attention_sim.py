@@ -51,6 +51,7 @@ class BlockCost:
     smem_s: float
     l2_bytes: float           #: bytes streamed from L2 per block
     atomic_bytes: float = 0.0 #: L2 reduction traffic per block (backward dQ)
+    fill_s: float = 0.0       #: once per tile: the pipeline fill/drain (one block's hidden work, exposed)
 
 
 @dataclass
@@ -189,6 +190,8 @@ class AttentionSimulation:
             st.hbm_bytes += u.own_read_bytes
             yield env.timeout(setup + latency + (t_own if exposed else 0.0))
             if u.blocks:
+                st.latency_s += c.fill_s
+                yield env.timeout(c.fill_s)
                 yield from loop(u)
             self.hbm.join()
             t_store = self.hbm.seconds_for(u.write_bytes, self.cap_hbm)

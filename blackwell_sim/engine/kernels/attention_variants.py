@@ -76,7 +76,7 @@ VARIANTS: dict[str, AttentionVariant] = {
         fwd_tile={64: (128, 128), 128: (128, 64), 256: (64, 64)},
         bwd_tile={64: (128, 128), 128: (64, 128), 256: (64, 64)},
         ctas_per_sm=2, bwd_ctas_per_sm=1, overlap={64: 0.4, 128: 0.5, 256: 0.7},
-        bwd_overlap={64: 0.1, 128: 0.1, 256: 0.15}, kv_smem_readers=4, bwd_smem_readers=8,
+        bwd_overlap={64: 0.15, 128: 0.15, 256: 0.2}, kv_smem_readers=4, bwd_smem_readers=8,
         persistent=False, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, layout_copies_bwd=2,
         tma=False),
     "fa3": AttentionVariant(
@@ -84,8 +84,8 @@ VARIANTS: dict[str, AttentionVariant] = {
         archs=("hopper",), mma="native",
         fwd_tile={64: (128, 128), 128: (128, 128), 256: (128, 64)},
         bwd_tile={64: (64, 128), 128: (64, 128), 256: (64, 64)},
-        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.35, 128: 0.65, 256: 0.85},
-        bwd_overlap={64: 0.3, 128: 0.45, 256: 0.0}, kv_smem_readers=2, bwd_smem_readers=2,
+        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.45, 128: 0.65, 256: 0.85},
+        bwd_overlap={64: 0.35, 128: 0.45, 256: 0.0}, kv_smem_readers=2, bwd_smem_readers=2,
         persistent=True, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, dtypes=("bf16", "fp16", "fp8")),
     "fa4": AttentionVariant(
         name="fa4", description="FlashAttention-4 (tcgen05, TMEM, 2-tile ping-pong, software exp)",
