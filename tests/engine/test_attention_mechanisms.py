@@ -162,16 +162,21 @@ def test_fast_and_detailed_agree(h100):
     assert detailed.time_s == pytest.approx(fast.time_s, rel=0.03)
 
 
-def test_persistent_scheduler_hands_out_long_causal_tiles_first(h100):
+def test_persistent_schedulers_order_tiles_by_l2_group_then_length(h100, b200):
+    # fa4 (LPT): 8 heads x 32 CTAs of 256 Q rows at 8k tokens; a head's K/V is 4 MB, all 8 heads fit
+    # half of B200's L2 in one group, so the first 148 CTAs are the 18-19 longest of every head
+    fa4 = simulate_attention(b200, 1, 8, 8192, 128, causal=True, kernel="fa4", record_timeline=True)
+    first = sorted(fa4.details["timeline"], key=lambda t: t[2])[:148]
+    assert {key[1] for _, key, _, _ in first} == set(range(8))
+    assert min(key[2] for _, key, _, _ in first) == 32 - 19
+    # fa3 (cuDNN's order): the grid's order inside the L2 group, Q tile 0 of head 0 first
     fa3 = simulate_attention(h100, 1, 8, 8192, 128, causal=True, kernel="fa3", record_timeline=True)
     first = sorted(fa3.details["timeline"], key=lambda t: t[2])[:132]
-    # 8 heads x 64 Q tiles, tile m needs m + 1 KV blocks; a head's K/V is 4 MB, so the L2-aware
-    # scheduler takes heads 0-5 first (6 x 4 MB in half of the 50 MB L2), their longest tiles first:
-    # 132 CTAs = the 22 longest of each of the 6 heads
-    assert {key[1] for _, key, _, _ in first} == set(range(6))
-    assert min(key[2] for _, key, _, _ in first) == 64 - 22
-    fa2 = simulate_attention(h100, 1, 8, 8192, 128, causal=True, kernel="fa2", record_timeline=True)
-    assert min(key[2] for _, key, _, _ in sorted(fa2.details["timeline"], key=lambda t: t[2])[:132]) == 0
+    assert {key[1] for _, key, _, _ in first} == {0, 1, 2} and min(key[2] for _, key, _, _ in first) == 0
+    # a 32-head problem does not fit one group: H100 takes 6 heads' K/V (4 MB each) per group
+    many = simulate_attention(h100, 1, 32, 8192, 128, causal=True, kernel="fa3", record_timeline=True)
+    order = [key for _, key, _, _ in sorted(many.details["timeline"], key=lambda t: t[2])]
+    assert max(k[1] for k in order[:6 * 64]) == 5
 
 
 def test_burst_clock_is_not_slower_than_sustained(h100):

@@ -52,14 +52,18 @@ def split_count(units: int, workers: int, kv_blocks: int) -> int:
     return next(s for s in cands if eff[s] >= SPLIT_EFFICIENCY * best)
 
 
-def l2_aware_order(units: list[asim.Unit], panel_bytes: float, l2_bytes: float) -> list[asim.Unit]:
-    """A persistent scheduler's order (FlashAttention-3's LPT scheduler): heads in groups whose
-    streamed panels (K/V, or Q/dO) fit ``L2_PANEL_SHARE`` of L2, longest tiles first in a group."""
+def l2_aware_order(units: list[asim.Unit], panel_bytes: float, l2_bytes: float,
+                   longest_first: bool) -> list[asim.Unit]:
+    """A persistent scheduler's order: heads in groups whose streamed panels (K/V, or Q/dO) fit
+    ``L2_PANEL_SHARE`` of L2; in a group the longest (causal) tiles first (FlashAttention-3/4's LPT
+    scheduler) or the grid's own order."""
     per_group = max(1, int(L2_PANEL_SHARE * l2_bytes // max(panel_bytes, 1.0)))
-    order = {}
+    order: dict = {}
     for u in units:
         order.setdefault(u.panel_key[:3], len(order))
-    return sorted(units, key=lambda u: (order[u.panel_key[:3]] // per_group, -u.blocks))
+    if longest_first:
+        return sorted(units, key=lambda u: (order[u.panel_key[:3]] // per_group, -u.blocks))
+    return sorted(units, key=lambda u: order[u.panel_key[:3]] // per_group)
 
 
 def forward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int, bkv: int,
@@ -90,7 +94,7 @@ def forward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int, bkv
                                            panel_key=("KV", b, hkv, s),
                                            own_read_bytes=rows * p.head_dim * eb, write_bytes=out))
     if v.persistent:
-        units = l2_aware_order(units, 2 * p.seq_kv * d * eb / splits, l2_bytes)
+        units = l2_aware_order(units, 2 * p.seq_kv * d * eb / splits, l2_bytes, v.longest_first)
     return units, {"splits": splits, "packed_gqa": packed, "q_tiles": m_tiles, "kv_blocks": kv_blocks,
                    "cta_rows": cta_rows}
 
@@ -113,7 +117,7 @@ def backward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int,
                                        own_read_bytes=2 * kv_rows * p.head_dim * eb,
                                        write_bytes=2 * kv_rows * p.head_dim * eb))
     if v.bwd_persistent:
-        units = l2_aware_order(units, 2 * p.seq_q * d * eb, l2_bytes)
+        units = l2_aware_order(units, 2 * p.seq_q * d * eb, l2_bytes, v.longest_first)
     return units, {"q_blocks": nq, "kv_tiles": nkv}
 
 

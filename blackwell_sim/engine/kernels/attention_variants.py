@@ -14,10 +14,12 @@ else about a library. Sources of the structure:
 - ``fa3``: the Hopper wgmma + TMA + warp-specialized class (FlashAttention-3, Shah et al., arXiv
   2407.08608; cuDNN's ``sm90_flash_fprop_wgmma`` kernels in the same measurements): a producer
   warp issues TMA loads, two consumer warpgroups of 64 rows each ping-pong softmax against the
-  other's GEMMs, a persistent scheduler hands out the longest (causal) tiles first within groups
-  of heads whose K/V fit L2. Decode runs one 64-row warpgroup tile (the wgmma minimum M).
+  other's GEMMs, a persistent scheduler hands out tiles in groups of heads whose K/V fit L2. In a
+  group it keeps the grid's order (Q tile 0 first): our cuDNN causal timings fit that order and not
+  FlashAttention-3's longest-first one (``benchmarks/bench_attention.py --fit`` with either).
+  Decode runs one 64-row warpgroup tile (the wgmma minimum M).
 - ``fa4``: Blackwell ``tcgen05`` with S and O accumulators in TMEM, two Q tiles per CTA in
-  ping-pong, a fraction of the exponentials emulated on the FMA pipe, conditional O rescaling
+  ping-pong, a longest-first persistent scheduler, a fraction of the exponentials emulated on the FMA pipe, conditional O rescaling
   (FlashAttention-4 blog, Together AI 2025; Tri Dao et al.). TMEM must hold S and O of both
   tiles: 2 x (Bc + d) fp32 columns <= 512, which is why head dim 256 does not fit. Decode runs one
   128-row tile (the full-rate tcgen05 M).
@@ -57,6 +59,7 @@ class AttentionVariant:
     cta_launch_cycles: int                          #: per-CTA start: launch, Q load issue, barriers
     block_sync_cycles: int                          #: per KV block: barrier / pipeline hand-off
     emulated_exp_fraction: float = 0.0              #: exps computed by polynomial on the FMA pipe
+    longest_first: bool = False                     #: persistent order: longest causal tiles first (LPT)
     rescale_fraction: float = 1.0                   #: KV blocks whose O accumulator is rescaled
     q_tiles_per_cta: int = 1                        #: Q tiles sharing one K/V stream (fa4 ping-pong)
     tmem: bool = False                              #: accumulators in TMEM (budget checked)
@@ -84,7 +87,7 @@ VARIANTS: dict[str, AttentionVariant] = {
         archs=("hopper",), mma="native",
         fwd_tile={64: (128, 128), 128: (128, 128), 256: (128, 64)},
         bwd_tile={64: (64, 128), 128: (64, 128), 256: (64, 64)},
-        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.45, 128: 0.65, 256: 0.85},
+        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.5, 128: 0.75, 256: 0.85},
         bwd_overlap={64: 0.35, 128: 0.45, 256: 0.0}, kv_smem_readers=2, bwd_smem_readers=2,
         persistent=True, bwd_persistent=False, cta_launch_cycles=1000, block_sync_cycles=100, dtypes=("bf16", "fp16", "fp8")),
     "fa4": AttentionVariant(
@@ -95,6 +98,7 @@ VARIANTS: dict[str, AttentionVariant] = {
         ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.9, 128: 0.9, 256: 0.9}, bwd_overlap={64: 0.7, 128: 0.7, 256: 0.7},
         kv_smem_readers=1, bwd_smem_readers=1,
         persistent=True, bwd_persistent=True, cta_launch_cycles=1000, block_sync_cycles=100, emulated_exp_fraction=0.25,
+        longest_first=True,
         rescale_fraction=0.1, q_tiles_per_cta=2, tmem=True, dtypes=("bf16", "fp16", "fp8"),
         decode_tile=(128, 128)),
     "efficient": AttentionVariant(
