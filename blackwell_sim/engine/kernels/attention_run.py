@@ -232,7 +232,13 @@ def simulate_attention(config, batch: int, heads: int, seq_q: int, head_dim: int
     ``exp_emulation``: None keeps the variant's software-exp emulation (fa4: on), False turns it
     off (every exponential on the MUFU). ``power_state`` "sustained" or "burst" picks the clock
     (engine/power.py); ``fidelity`` "fast" (an event per segment of KV blocks) or "detailed" (an
-    event per block)."""
+    event per block).
+
+    The result's ``bound`` names what limits the main loop: ``mma`` (tensor core, at the boost
+    clock), ``power`` (tensor core, clock pulled down), ``exp`` (MUFU), ``softmax_alu`` (FP32 pipe),
+    ``smem`` (operand reads), ``hbm`` / ``l2`` (the streamed K/V), ``latency`` (CTA starts and first
+    loads), or ``aux_kernels`` when the auxiliary kernels take longer than the main one.
+    ``details["kernels"]`` lists (name, seconds) of every kernel of the pass."""
     if fidelity not in FIDELITIES:
         raise BlackwellSimError(f"attention: fidelity must be one of {', '.join(FIDELITIES)}, got {fidelity!r}")
     if power_state not in POWER_STATES:
