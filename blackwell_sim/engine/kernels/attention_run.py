@@ -189,7 +189,7 @@ def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False, *
     clock_hz = clock * 1e6
     setup_s = v.cta_launch_cycles / clock_hz
     # epilogue: scale and convert the accumulators (O by 1/rowsum; dK by the softmax scale, dV),
-    # after draining them from TMEM where they live there; the store itself is the unit's write
+    # after draining them from TMEM where the kernel keeps them; the store itself is the unit's write
     acc_elems = 2 * bkv * p.head_dim if backward else bq * v.q_tiles_per_cta * p.head_dim
     epilogue_cycles = acc_elems * 2 / (gpu.sm.fp32_flops_per_clock / 2)
     if gpu.tmem is not None and v.tmem:

@@ -27,9 +27,12 @@ else about a library. Sources of the structure:
   backend): ``mma.sync``, ``fmha_cutlassF_*_64x64 / 64x128 / 32x128`` forward tiles, one K/V stage
   (each block waits for its load), no overlap engineering, no split-KV.
 
-Calibrated fields (``overlap``, ``bwd_overlap``, ``cta_launch_cycles``, ``block_sync_cycles``)
-were fitted on shared/data/hopper/h100_sxm_calibration.jsonl with the rest of the model fixed
-(docs/validation.md, "Attention"); fa4's are estimates (no Blackwell measurements here).
+Calibrated fields: ``overlap`` and ``bwd_overlap`` per head-dim kernel of ``fa2``, ``fa3`` and
+``efficient``, fitted to the main kernels' GPU time in our H100 profiles
+(benchmarks/data/h100_sxm_attention.jsonl; ``python benchmarks/bench_attention.py --fit``) with the
+rest of the model fixed (docs/validation.md, "Attention"). ``cta_launch_cycles`` and
+``block_sync_cycles`` are estimates; everything of ``fa4`` is taken from the FlashAttention-4
+write-up or estimated (no Blackwell measurements here).
 """
 
 from __future__ import annotations
