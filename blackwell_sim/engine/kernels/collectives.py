@@ -22,7 +22,7 @@ How one collective's time comes about (each term a named mechanism and parameter
   (``CollectiveResult.kernel_s`` is the GPU time alone).
 - Kernel = ``launch_overhead_us`` (the kernel's start on the GPU) + protocol latency + transfer.
 - Protocol latency: NCCL's model, ``base + steps x per-step`` for a ring (steps: 2(w-1) for
-  all-reduce, w-1 for all-gather / reduce-scatter / broadcast, 1 for direct) and for the tree
+  all-reduce, w-1 for all-gather / reduce-scatter / broadcast, w-1 rounds for all-to-all, 1 for send/recv) and for the tree
   (inside one NVLink domain NCCL's tree is a chain of 2(w-1) hops), ``nvls_latency_us`` for NVLS
   (values: NCCL src/graph/tuning.cc); plus the Simple protocol's pipeline fill and drain, two
   slices (``slice_bytes``, smaller when a channel's share of a step is) at the channel's rate.
@@ -59,6 +59,9 @@ OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", 
 ALGOS = {"all_reduce": ("ring", "tree", "nvls"), "all_gather": ("ring",), "reduce_scatter": ("ring",),
          "all_to_all": ("direct",), "broadcast": ("ring",), "send_recv": ("direct",)}
 PROTOCOLS = ("ll", "ll128", "simple")
+# NCCL's point-to-point path (send/recv, and all-to-all built from it) has no LL128: LL for small
+# messages (below NCCL_P2P_LL_THRESHOLD), Simple otherwise (NCCL docs, environment variables).
+P2P_PROTOCOLS = ("ll", "simple")
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "fp64": 8, "int32": 4, "int8": 1}
 BUSBW_FACTOR = {"all_reduce": lambda w: 2 * (w - 1) / w, "all_gather": lambda w: (w - 1) / w,
                 "reduce_scatter": lambda w: (w - 1) / w, "all_to_all": lambda w: (w - 1) / w,
@@ -171,7 +174,9 @@ def _shape(op: str, algo: str, w: int, s: float) -> tuple[np.ndarray, np.ndarray
     All-gather: copy-send (3), w-2 recv-copy-send (3), recv (2): (3w-1) S/w; reduce-scatter the
     same by symmetry. Point-to-point (all-to-all, send/recv) over NVLink reads the peer's buffer
     directly (NCCL's P2P read mode): the receiver loads and stores each byte once, the sender
-    only posts it; all-to-all adds the local block's copy: (2(w-1) + 2) S/w.
+    only posts it; all-to-all adds the local block's copy: (2(w-1) + 2) S/w. All-to-all takes
+    w-1 latency steps: NCCL schedules a rank's peers in w-1 rounds (round r: send to rank + r,
+    receive from rank - r; NCCL src/enqueue.cc p2p schedule), each round a protocol step.
     """
     ones = np.ones(w)
     if op == "all_reduce" and algo == "ring":
@@ -185,7 +190,7 @@ def _shape(op: str, algo: str, w: int, s: float) -> tuple[np.ndarray, np.ndarray
         return d * ones, d * ones, (3 * w - 1) / w * s * ones, w - 1
     if op == "all_to_all":
         d = (w - 1) / w * s
-        return d * ones, d * ones, 2 * s * ones, 1
+        return d * ones, d * ones, 2 * s * ones, w - 1
     if op == "broadcast":
         sent, recv, sm = s * ones, s * ones, 3 * s * ones
         sent[-1] = recv[0] = 0.0
@@ -207,7 +212,7 @@ def _available(system: SystemConfig, op: str, fabric_nvls: bool, requested: str 
             if fabric_nvls and coll.nvls_enabled:
                 out.append(("nvls", "simple"))
             continue
-        out.extend((algo, p) for p in PROTOCOLS)
+        out.extend((algo, p) for p in (P2P_PROTOCOLS if algo == "direct" else PROTOCOLS))
     return out
 
 
