@@ -16,6 +16,18 @@ MEASURE_MODE (environment):
 Rows are appended to $OUT/nccl_<tag>.jsonl as they are measured (a timeout keeps what was done).
 NVLink multicast stays off (NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1,
 NVSHMEM_DISABLE_NVLS=1), as the lent machines require: every row has ``nvls: false``.
+
+The 2026-11-26 run (benchmarks/data/h200x4_nccl*_2026-11-26.*, one device call, ~110 s):
+
+    export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+    T="torchrun --standalone --nproc_per_node=4"; S=benchmarks/measure_nccl_x4.py
+    timeout 170 $T $S                                   # main -> $OUT/nccl_main.jsonl
+    NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,GRAPH,TUNING NCCL_DEBUG_FILE=/tmp/nd/n.%h.%p \
+        MEASURE_MODE=tuning timeout 45 $T $S
+    for a in Ring Tree; do NCCL_ALGO=$a MEASURE_MODE=algo MEASURE_TAG=algo MEASURE_MAX_LOG2=30 \
+        timeout 50 $T $S; done
+    for p in LL LL128 Simple; do NCCL_ALGO=Ring NCCL_PROTO=$p MEASURE_MODE=algo MEASURE_TAG=algo \
+        MEASURE_MAX_LOG2=30 timeout 50 $T $S; done
 """
 import json
 import os

@@ -131,3 +131,17 @@ def test_forced_ring_protocols_and_where_the_tree_is_still_off():
     tree = [row["error"] for row in report["rows"] if row["quantity"] == "graph_s"
             and row.get("nccl_algo") == "Tree" and MIB <= row["bytes"] <= 64 * MIB]
     assert np.mean(tree) < -0.1
+
+
+def test_cli_validates_the_measured_files_and_rejects_a_bad_row(cli, tmp_path):
+    ok = cli("validate", str(MAIN), "--config", "hgx-h200-4", "--json")
+    assert ok.returncode == 0
+    out = ok.json()
+    assert len(out["rows"]) == 2 * 140 and [s["kind"] for s in out["skipped"]] == ["env"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"kind": "all_reduce", "bytes": 1024, "world": 2, "median_s": 1e-5,
+                               "ranks": [0, 1], "concurrent": [[0, 1], [1, 3]]}) + "\n")
+    res = cli("validate", str(bad), "--config", "hgx-h200-4", "--json")
+    assert res.returncode == 0 and not res.json()["rows"]       # validate lists a bad row as skipped
+    (skip,) = res.json()["skipped"]
+    assert skip["line"] == 1 and "share GPUs" in skip["reason"] and "\n" not in skip["reason"]
