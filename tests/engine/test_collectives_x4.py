@@ -145,3 +145,12 @@ def test_cli_validates_the_measured_files_and_rejects_a_bad_row(cli, tmp_path):
     assert res.returncode == 0 and not res.json()["rows"]       # validate lists a bad row as skipped
     (skip,) = res.json()["skipped"]
     assert skip["line"] == 1 and "share GPUs" in skip["reason"] and "\n" not in skip["reason"]
+
+
+def test_four_h100_preset_matches_the_device_notes_and_our_h200_plateau():
+    """KINDS.md (2026-11-13): 1 GiB all-reduce on 4 lent H100s, NVLS off, 355 GB/s busbw; ours on
+    4 H200s of the same fabric: 355.5 (graph) / 345 (per call)."""
+    h100 = simulate_collective(load_config("hgx-h100-4"), "all_reduce", GIB)
+    assert h100.algo == "ring" and h100.busbw_gbps == pytest.approx(355, rel=0.03)
+    row = next(r for r in _rows(MAIN) if r["kind"] == "all_reduce" and r["bytes"] == GIB and "layout" not in r)
+    assert simulate_collective(X4, "all_reduce", GIB).kernel_s == pytest.approx(row["graph_s"], rel=0.03)
