@@ -176,3 +176,15 @@ def test_bad_gemm_input(h100, kwargs, message):
 def test_hopper_rejects_fp4(h100):
     with pytest.raises(BlackwellSimError, match="no tensor-core path for nvfp4"):
         simulate_gemm(h100, 128, 128, 128, "nvfp4")
+
+
+def test_hopper_tf32_runs_on_the_non_persistent_xmma_kernels(h100):
+    r = simulate_gemm(h100, 8192, 8192, 8192, "tf32")
+    assert "xmma" in r.tile and not r.details["epilogue_overlap"]
+
+
+def test_more_energy_per_flop_means_a_lower_sustained_clock(h100):
+    bf16 = simulate_gemm(h100, 8192, 8192, 8192, "bf16")
+    fp16 = simulate_gemm(h100, 8192, 8192, 8192, "fp16")   # 11-bit mantissas: more pJ per FLOP
+    assert h100.power.tensor_pj_per_flop["fp16"] > h100.power.tensor_pj_per_flop["bf16"]
+    assert fp16.clock_mhz < bf16.clock_mhz and fp16.time_s > bf16.time_s

@@ -27,10 +27,14 @@ SPLIT_K_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
 #: Hopper tile widths: wgmma takes any N that is a multiple of 8 up to 256 [PTX]; cuBLAS's nvjet
 #: kernels use such in-between widths to fit the tile grid to the SM count (our H100 profiles
 #: show 64x8, 64x16, 64x48, 128x232, 144x128, 192x192, 320x128: benchmarks/data kernels field).
-WGMMA_TILE_N = (8, 16, 32, 48, 64, 96, 128, 160, 192, 208, 232, 256)
-#: fp32 accumulators live in registers on Hopper; they may take this share of the register file,
-#: the rest holding addresses, A fragments and the producer warp (estimate).
-ACCUMULATOR_REGISTER_SHARE = 0.75
+WGMMA_TILE_N = (8, 16, 32, 48, 64, 80, 96, 128, 160, 192, 208, 232, 256)
+#: fp32 accumulators live in registers on Hopper, at most 255 per thread [PTX]; what is left holds
+#: addresses and fragments. Per-thread accumulator limits (estimates bounded by our H100 profiles:
+#: the largest cooperative tiles seen are 320x128 and 256x128/192x192 (160 and 144 registers per
+#: thread over two warpgroups), the largest ping-pong tile 128x128 (128 per thread)).
+WARPGROUP_THREADS = 128
+COOPERATIVE_ACCUMULATOR_REGS = 192
+PINGPONG_ACCUMULATOR_REGS = 128
 
 
 @dataclass(frozen=True)
@@ -119,15 +123,18 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
                     out.append(TileConfig(pair_m, n, tk, 2, epilogue_overlap=buffers >= 2, variant="2sm"))
                     out.append(TileConfig(pair_m, n, tk, 2, cluster_m=2, epilogue_overlap=buffers >= 2,
                                           variant="2sm"))
+    elif dtype.math_class == "tf32":
+        # cuBLAS runs tf32 on Hopper with its older non-persistent sm90_xmma kernels, not nvjet:
+        # 128x256x32 (2 warpgroups) and 64x128x32 (1 warpgroup), per our H100 profiles
+        out = [TileConfig(128, 256, tk, variant="xmma"), TileConfig(64, 128, tk, variant="xmma")]
     else:
-        budget = gpu.sm.register_file_bytes * ACCUMULATOR_REGISTER_SHARE
         for n in WGMMA_TILE_N:
-            for m in (128, 192, 256, 320):       # cooperative: consumer warpgroups split the tile's M
-                if m * n * 4 <= budget:
+            for m in (128, 192, 256, 320):       # cooperative: two consumer warpgroups split the tile
+                if m * n // (2 * WARPGROUP_THREADS) <= COOPERATIVE_ACCUMULATOR_REGS:
                     for cm in (1, 2):
                         out.append(TileConfig(m, n, tk, cluster_m=cm, variant="cooperative"))
-            for m in (64, 128):                  # ping-pong: two tiles' accumulators live at once
-                if 2 * m * n * 4 <= budget:
+            for m in (64, 128):                  # ping-pong: each consumer warpgroup holds a whole tile
+                if m * n // WARPGROUP_THREADS <= PINGPONG_ACCUMULATOR_REGS:
                     for cm in (1, 2):
                         out.append(TileConfig(m, n, tk, cluster_m=cm, epilogue_overlap=True,
                                               variant="pingpong"))
