@@ -1,7 +1,7 @@
 """``blackwell-sim run [TRACE]``: replay a trace and write the report folder.
 
-With no TRACE it runs the bundled default (:data:`DEFAULT_TRACE`, a Llama-3-8B training layer
-on B200 in NVFP4). Writes ``--out`` (default ``blackwell-sim-out``) atomically: results.csv,
+With no TRACE it runs the bundled default (:data:`DEFAULT_TRACE`: a training step of one
+Llama-3-8B block on an HGX B200, TP2 x DP2, NVFP4 linear layers; made by the generator). Writes ``--out`` (default ``blackwell-sim-out``) atomically: results.csv,
 summary.json, timeline.json (open it in ui.perfetto.dev) and the plots; prints the summary
 table (or, with ``--json``, one JSON object: the summary plus ``trace_file``, ``out`` and
 ``files``). A progress

@@ -38,8 +38,9 @@ def test_bare_run_writes_the_default_report_as_a_user_sees_it(cli_subprocess, tm
     assert REPORT_FILES <= names and any(n.endswith(".png") for n in names)
     assert "nvfp4" in result.stdout and "timeline.json" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"] == "NVIDIA B200" and summary["total_time_s"] > 0
-    assert "nvfp4" in summary["formats"]
+    # the bundled default: a Llama-3-8B block, TP2 x DP2 on an HGX B200, NVFP4 linear layers
+    assert summary["config"] == "HGX B200 8-GPU" and summary["ranks"] == 4 and summary["total_time_s"] > 0
+    assert set(summary["formats"]) == {"nvfp4", "bf16"} and summary["bytes"]["fabric"] > 0
     timeline = json.loads((out / "timeline.json").read_text())
     assert any(ev.get("ph") == "X" for ev in timeline["traceEvents"])
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
@@ -157,3 +158,13 @@ def test_same_trace_gives_the_same_bytes(cli, small_trace, tmp_path):
             assert {**a, "sim_wall_s": 0} == {**b, "sim_wall_s": 0}
         else:
             assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_bundled_default_is_the_generators_output(repo_root):
+    from blackwell_sim.trace import load_trace, parse_document
+    from blackwell_sim.trace.generators import generate
+
+    bundled = load_trace(repo_root / "traces" / "llama3-8b-train-layer-b200-nvfp4.yaml")
+    fresh = parse_document(generate("llama3-8b", mode="train", batch=4, seq=4096, tp=2, dp=2, layers=[15],
+                                    recipe="nvfp4"))
+    assert bundled.ops == fresh.ops and bundled.system == fresh.system == "hgx-b200-8"

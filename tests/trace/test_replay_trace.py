@@ -185,16 +185,30 @@ def test_simulate_takes_the_traces_config_unless_given(tmp_path):
     assert bs.simulate(doc, overrides={"sm.count": 100}).config.sm.count == 100
 
 
-def test_missing_kernel_model_is_one_clear_error(b200):
+def test_missing_kernel_model_is_one_clear_error(b200, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "blackwell_sim.engine.kernels.attention", None)  # import fails
     doc = {"ops": [{"op": "attention", "name": "att", "batch": 1, "heads": 8, "seq_q": 128, "head_dim": 64}]}
-    try:
-        import blackwell_sim.engine.kernels.attention  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(BlackwellSimError, match=r"op 0 \('att'\): attention ops need the attention kernel model"):
-            replay(parse_document(doc), b200)
-    else:
-        frame = replay(parse_document(doc), b200)
-        assert frame.time_s[0] > 0 and frame.flops[0] > 0
+    with pytest.raises(BlackwellSimError, match=r"op 0 \('att'\): attention ops need the attention kernel "
+                                                r"model \(blackwell_sim.engine.kernels.attention.simulate_attention\)"):
+        replay(parse_document(doc), b200)
+
+
+def test_attention_replays_through_its_kernel_model(b200):
+    from blackwell_sim.engine.kernels.attention import simulate_attention
+
+    att = {"op": "attention", "batch": 2, "heads": 16, "kv_heads": 4, "seq_q": 2048, "head_dim": 128,
+           "causal": True}
+    doc = {"ops": [{**att, "name": "fwd"}, {**att, "name": "bwd", "backward": True}]}
+    frame = replay(parse_document(doc), b200, host_dispatch="none")
+    validate_frame(frame)
+    for row, backward in zip(frame.itertuples(), (False, True), strict=True):
+        model = simulate_attention(b200, 2, 16, 2048, 128, kv_heads=4, causal=True, backward=backward)
+        assert row.time_s == pytest.approx(model.time_s - model.details["launch_s"])
+        assert (row.flops, row.tile, row.bound) == (model.flops, model.tile, model.bound)
+        assert row.peak_tflops == pytest.approx(b200.peak_tflops("bf16"))
+    assert frame.flops[1] > frame.flops[0]
 
 
 def test_bad_fidelity_and_functional_mode(b200):
