@@ -168,3 +168,21 @@ def test_bundled_default_is_the_generators_output(repo_root):
     fresh = parse_document(generate("llama3-8b", mode="train", batch=4, seq=4096, tp=2, dp=2, layers=[15],
                                     recipe="nvfp4"))
     assert bundled.ops == fresh.ops and bundled.system == fresh.system == "hgx-b200-8"
+
+
+def test_run_replays_the_imported_pytorch_profile_beside_its_measurements(cli, repo_root, tmp_path):
+    import pandas as pd
+
+    fixture = repo_root / "tests" / "fixtures" / "torch_profile" / "torch_profile_small_transformer.json.gz"
+    imported = tmp_path / "imported.yaml"
+    assert cli("import-torch-profile", str(fixture), "-o", str(imported)).returncode == 0
+    out = tmp_path / "out"
+    result = cli("run", str(imported), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "measured vs simulated (33 rows)" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"].startswith("NVIDIA H100") and summary["measured"]["rows"] == 33
+    frame = pd.read_csv(out / "results.csv")
+    assert frame.measured_s.notna().all() and (frame.time_s > 0).all()
+    assert set(frame.op) == {"gemm", "attention"}
+    assert (out / "measured_vs_simulated.png").is_file()
