@@ -7,8 +7,8 @@ import json
 import pytest
 
 from blackwell_sim import load_config
-from blackwell_sim.engine.kernels.attention_validate import (SDPA_DISPATCH_US, median_call_s,
-                                                             predict_row)
+from blackwell_sim.engine.kernels.attention_validate import predict_row
+from blackwell_sim.harness import HOST_DISPATCH_US, TimedCall, median_call_s
 from blackwell_sim.errors import BlackwellSimError
 from blackwell_sim.validate import validate
 
@@ -28,7 +28,7 @@ def test_a_row_predicts_forward_and_forward_backward(h100):
     (_, fwd_meas, fwd_pred, fwd), (_, fb_meas, fb_pred, bwd) = out
     assert (fwd_meas, fb_meas) == (1.4e-4, 6.9e-4)
     # forward: GPU time of the call plus the host dispatch the harness's events include
-    assert fwd_pred > fwd.time_s + SDPA_DISPATCH_US[("cudnn", "fwd")] * 1e-6 * 0.99
+    assert fwd_pred > fwd.time_s + HOST_DISPATCH_US["sdpa_cudnn_fwd"] * 1e-6 * 0.99
     # forward + backward: more than forward + backward kernels (gradient accumulation, dispatch)
     assert fb_pred > fwd_pred + bwd.time_s
     assert fwd.details["variant"] == "fa3"
@@ -60,11 +60,13 @@ def test_bad_rows_raise_one_clear_error(h100, change, needle):
 
 def test_median_call_picks_the_middle_timed_calls_power_state():
     # 35 calls of 1 ms + 20 us dispatch inside a 100 ms window: all burst
-    assert median_call_s(5, 30, 20e-6, 1e-3, 2e-3, 0.1) == pytest.approx(1e-3 + 20e-6)
+    call = TimedCall("sdpa_flash_fwd", warmup_calls=5, timed_calls=30)
+    host = call.host_dispatch_s
+    assert median_call_s(call, 1e-3, 2e-3, 0.1) == pytest.approx(1e-3 + host)
     # 35 calls of 7 ms: calls 0-14 start inside the window, so 10 of the 30 timed calls are burst
-    assert median_call_s(5, 30, 20e-6, 7e-3, 8e-3, 0.1) == pytest.approx(8e-3 + 20e-6)
+    assert median_call_s(call, 7e-3, 8e-3, 0.1) == pytest.approx(8e-3 + host)
     # 35 calls of 5 ms: calls 0-19 are burst, 15 of 30 timed: the median is between the two
-    assert median_call_s(5, 30, 20e-6, 5e-3, 6e-3, 0.1) == pytest.approx(5.5e-3 + 20e-6)
+    assert median_call_s(call, 5e-3, 6e-3, 0.1) == pytest.approx(5.5e-3 + host)
 
 
 def test_validate_lists_attention_rows_and_skips_bad_ones(tmp_path, h100):

@@ -15,15 +15,12 @@ AccumulateGrad adds each new gradient into it (``grad += new``: read 2, write 1;
 
 The calls run back to back with the GPU loaded from the first warm-up on, so calls inside the
 power controller's response window run at the burst clock and later ones at the sustained clock;
-the median is the middle timed call's (harness.median_call_s's rule, mirrored here because its
-API table has no SDPA entries).
+the median is the middle timed call's (harness.median_call_s).
 """
 
 from __future__ import annotations
 
 import math
-
-import numpy as np
 
 from blackwell_sim.config import SystemConfig, get_dtype
 from blackwell_sim.engine.kernels.attention_run import (
@@ -32,34 +29,17 @@ from blackwell_sim.engine.kernels.attention_run import (
 )
 from blackwell_sim.engine.kernels.attention_variants import BACKEND_VARIANTS
 from blackwell_sim.errors import BlackwellSimError
+from blackwell_sim.harness import TimedCall, load_duration_s, median_call_s
 
-#: Host dispatch exposed per timed SDPA call, in microseconds, on the calibration session's H100:
-#: the calibration file's median minus the GPU time of the same call's kernels in our profiler
-#: pass (benchmarks/data/h100_sxm_attention.jsonl, ``*_kernels``), median over the rows whose GPU
-#: time is under 0.5 ms (forward) / 1.5 ms (forward+backward), where the clock is the same burst
-#: clock in both sessions. Our own session's host was slower (calibration-style minus queued
-#: median: 37 us flash / 46 us cudnn forward), so this is a property of the host, not of the GPU.
-SDPA_DISPATCH_US = {
-    ("flash", "fwd"): 16.8, ("cudnn", "fwd"): 20.5,
-    ("flash", "fwdbwd"): 51.7, ("cudnn", "fwdbwd"): 56.5,
-}
 #: bench() call counts in measure_hopper.py's attention section
 CALLS = {"fwd": (5, 30), "fwdbwd": (5, 20)}
 
 
-def _dispatch_s(backend: str, quantity: str) -> float:
-    key = (backend if backend in ("flash", "cudnn") else "flash", quantity)  # efficient: assumed as flash
-    return SDPA_DISPATCH_US[key] * 1e-6
-
-
-def median_call_s(warmup: int, timed: int, host_s: float, burst_s: float, sustained_s: float,
-                  response_s: float, preceding_s: float = 0.0) -> float:
-    """The median of ``timed`` event-timed calls (harness.median_call_s's rule)."""
-    n = warmup + timed
-    remaining = response_s - preceding_s
-    burst_calls = 0 if remaining <= 0 else min(n, math.ceil(remaining / (host_s + burst_s)))
-    gpu = np.where(np.arange(n) < burst_calls, burst_s, sustained_s)[warmup:]
-    return float(np.median(gpu)) + host_s
+def _call(backend: str, quantity: str, preceding_s: float = 0.0) -> TimedCall:
+    """The harness call; host dispatch per SDPA backend from blackwell_sim.harness (efficient: as flash)."""
+    api = f"sdpa_{backend if backend in ('flash', 'cudnn') else 'flash'}_{quantity}"
+    warmup, timed = CALLS[quantity]
+    return TimedCall(api, warmup_calls=warmup, timed_calls=timed, preceding_load_s=preceding_s)
 
 
 def _state_of(gpu_s: float, burst_s: float, sustained_s: float, states: tuple[str, str]) -> str:
@@ -109,22 +89,19 @@ def predict_row(config, row: dict) -> list[tuple[str, float, float, object]]:
     states = ("burst", "sustained") if response_s > 0 else ("sustained", "sustained")
     fwd = {st: simulate_attention(gpu, b, h, s, d, power_state=st, **args) for st in set(states)}
     out = []
-    warm, timed = CALLS["fwd"]
-    host = _dispatch_s(backend, "fwd")
+    call = _call(backend, "fwd")
     f_burst, f_sus = fwd[states[0]].time_s, fwd[states[1]].time_s
-    fwd_pred = median_call_s(warm, timed, host, f_burst, f_sus, response_s)
+    fwd_pred = median_call_s(call, f_burst, f_sus, response_s)
     if "fwd_median_s" in row:
         out.append(("fwd_median_s", _positive_time(row, "fwd_median_s"), fwd_pred,
-                    fwd[_state_of(fwd_pred - host, f_burst, f_sus, states)]))
+                    fwd[_state_of(fwd_pred - call.host_dispatch_s, f_burst, f_sus, states)]))
     if "fwdbwd_median_s" in row:
         bwd = {st: simulate_attention(gpu, b, h, s, d, backward=True, power_state=st, **args) for st in set(states)}
         acc = grad_accumulate_s(gpu, b, h, hkv, s, skv, d, get_dtype(dtype).bits / 8)
         fb = {st: fwd[st].time_s + bwd[st].time_s + acc for st in set(states)}
-        preceding = (warm + timed) * (host + f_burst)
-        warm, timed = CALLS["fwdbwd"]
-        pred = median_call_s(warm, timed, _dispatch_s(backend, "fwdbwd"), fb[states[0]], fb[states[1]],
-                             response_s, preceding)
-        state = _state_of(pred - _dispatch_s(backend, "fwdbwd"), fb[states[0]], fb[states[1]], states)
+        fb_call = _call(backend, "fwdbwd", load_duration_s(call, f_burst))
+        pred = median_call_s(fb_call, fb[states[0]], fb[states[1]], response_s)
+        state = _state_of(pred - fb_call.host_dispatch_s, fb[states[0]], fb[states[1]], states)
         out.append(("fwdbwd_median_s", _positive_time(row, "fwdbwd_median_s"), pred, bwd[state]))
     if not out:
         raise BlackwellSimError(f"line {row.get('_line', '?')}: attention row has neither fwd_median_s nor "
