@@ -166,9 +166,9 @@ def issue_times(instances: list, mode: str) -> list[float] | None:
 
 def host_dispatch_s(op: Op) -> float:
     """Host time to dispatch ``op`` from PyTorch eager mode, from the per-API measurements of
-    :data:`blackwell_sim.harness.HOST_DISPATCH_US` (H100 machine). Attention has no measurement:
-    estimate, the cuBLAS matmul's figure. Collectives: 0 here, their host overhead is part of the
-    collective model's time."""
+    :data:`blackwell_sim.harness.HOST_DISPATCH_US` (H100 machine). Attention: the flash SDPA
+    forward; a backward op, the forward + backward figure less the forward's. Collectives: 0 here,
+    their host overhead is part of the collective model's time."""
     from blackwell_sim.harness import HOST_DISPATCH_US
 
     if op.op == "gemm":
@@ -179,7 +179,9 @@ def host_dispatch_s(op: Op) -> float:
         else:
             api = "bmm" if op.batch > 1 else "matmul"
     elif op.op == "attention":
-        api = "matmul"
+        if op.backward:
+            return (HOST_DISPATCH_US["sdpa_flash_fwdbwd"] - HOST_DISPATCH_US["sdpa_flash_fwd"]) * 1e-6
+        api = "sdpa_flash_fwd"
     elif op.op == "memcpy":
         api = "copy"
     elif op.op == "elementwise":

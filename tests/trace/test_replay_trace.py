@@ -327,3 +327,14 @@ def test_an_overlapping_collective_slows_the_kernel_on_its_ranks(hgx):
     # during the overlap the GEMM runs on (SMs - held) / SMs of its rate
     lost = overlap * held / hgx.gpu.sm.count
     assert g_shared == pytest.approx(g_alone + lost, rel=1e-6)
+
+
+def test_attention_dispatch_cost_is_the_sdpa_measurement():
+    from blackwell_sim.harness import HOST_DISPATCH_US
+    from blackwell_sim.trace.timing import host_dispatch_s
+
+    att = {"op": "attention", "batch": 1, "heads": 8, "seq_q": 128, "head_dim": 64}
+    fwd = host_dispatch_s(parse_document({"ops": [att]}).ops[0])
+    bwd = host_dispatch_s(parse_document({"ops": [{**att, "backward": True}]}).ops[0])
+    assert fwd == pytest.approx(HOST_DISPATCH_US["sdpa_flash_fwd"] * 1e-6)
+    assert fwd + bwd == pytest.approx(HOST_DISPATCH_US["sdpa_flash_fwdbwd"] * 1e-6)
