@@ -33,7 +33,13 @@ API: :func:`load_trace` (path, mapping or Trace), :func:`parse_document`, :func:
 runs one on a config. ``blackwell_sim.simulate`` is the one-call entry point.
 """
 
-from blackwell_sim.trace.io import Trace, dumps_trace, load_trace, parse_document, write_trace
+from blackwell_sim.trace.io import (
+    Trace,
+    dumps_trace,
+    load_trace,
+    parse_document,
+    write_trace,
+)
 from blackwell_sim.trace.ops import (
     COLLECTIVE_OPS,
     COMPUTE_OPS,

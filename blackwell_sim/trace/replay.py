@@ -13,6 +13,10 @@ Scheduling model (each rule a named mechanism; docs/architecture.md):
   SMs the collective model says they use (``sms_used``, NCCL's channel CTAs): while they run,
   the kernel on that rank progresses at the free SMs' share of its rate (its end moves out;
   the row's ``time_s`` is the stretched time). Their HBM traffic is not charged to the kernel.
+- NVLink: collectives running at once on one GPU (e.g. a data-parallel gradient all-reduce
+  beside a tensor-parallel one) split its NVLink bandwidth fairly, each progressing at
+  1 / (the most collectives running on any of its GPUs) of its rate alone. Collectives on
+  disjoint GPUs do not slow each other (the NVSwitch fabrics of the presets are non-blocking).
 - Launch gaps: a kernel starts ``launch_s`` after it becomes ready, the kernel model's own
   launch cost (``launch.overhead_us`` of the GPU config, the back-to-back launch gap of one
   stream); its row's ``time_s`` is the kernel body without that gap, comparable to a profiler's
@@ -211,7 +215,7 @@ def replay(trace: Trace, config, fidelity: str = "fast", *, functional: str | No
     timings = [memo[k] for k in keys]
     start, end = schedule(instances, [t.time_s for t in timings], [t.launch_s for t in timings], edges,
                           issue_times(instances, host_dispatch), [t.sms_used for t in timings],
-                          gpu_of(config).sm.count)
+                          gpu_of(config).sm.count, share_links=True)
     rows = []
     for i, inst in enumerate(instances):
         if inst.ops[0].op in COLLECTIVE_OPS:

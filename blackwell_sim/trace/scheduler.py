@@ -50,14 +50,18 @@ def graph(instances: list[Instance]) -> tuple[list[list[int]], list[int]]:
 def schedule(instances: list[Instance], durations: list[float], gaps: list[float],
              edges: tuple[list[list[int]], list[int]] | None = None,
              issue: list[float] | None = None, comm_sms: list[int] | None = None,
-             sm_count: int = 1) -> tuple[list[float], list[float]]:
+             sm_count: int = 1, share_links: bool = False) -> tuple[list[float], list[float]]:
     """Start and end time of every instance (list scheduling; see the module docstring).
 
+    ``durations`` are each op's time alone; two mechanisms stretch them while ops overlap:
+
+    - ``comm_sms``: SMs each collective occupies on each of its ranks while it runs; a kernel on
+      that rank progresses at (sm_count - SMs held by collectives) / sm_count of its rate.
+    - ``share_links``: collectives running at once on one GPU split its NVLink bandwidth fairly;
+      each progresses at 1 / (the most collectives running on any of its GPUs) of its rate.
+
     ``edges``: :func:`graph` of ``instances`` when the caller has it already (no cycles);
-    ``issue``: :func:`issue_times` (an op starts no earlier than its launch gap after it);
-    ``comm_sms``: SMs each collective instance occupies on each of its ranks while it runs: a
-    kernel on that rank progresses at (sm_count - SMs held by collectives) / sm_count of its
-    rate meanwhile, so its end moves out (``durations`` are at the full rate)."""
+    ``issue``: :func:`issue_times` (an op starts no earlier than its launch gap after it)."""
     successors, npred = edges if edges is not None else graph(instances)
     npred = list(npred)
     n = len(instances)
@@ -68,18 +72,24 @@ def schedule(instances: list[Instance], durations: list[float], gaps: list[float
     waiting: dict[int, list[int]] = {}
     sms_busy: dict[int, bool] = {}
     running: dict[int, int] = {}       # rank -> kernel whose body is running
+    colls: dict[int, set[int]] = {}    # rank -> collectives running on it
     held: dict[int, int] = {}          # rank -> SMs held by running collectives
-    remaining = list(durations)        # kernel body left, in seconds at the full rate
+    remaining = list(durations)        # time left, in seconds at the full rate
     rate = [1.0] * n
     since = [0.0] * n
     version = [0] * n
 
-    def free_fraction(rank: int) -> float:
-        return max(sm_count - held.get(rank, 0), 1) / sm_count
+    def rate_of(i: int) -> float:
+        inst = instances[i]
+        if inst.uses_sms:
+            return max(sm_count - held.get(inst.ranks[0], 0), 1) / sm_count
+        if not share_links:
+            return 1.0
+        return 1.0 / max(len(colls[r]) for r in inst.ranks)
 
-    def retime(k: int, rank: int, now: float) -> None:
+    def retime(k: int, now: float) -> None:
         remaining[k] = max(remaining[k] - (now - since[k]) * rate[k], 0.0)
-        since[k], rate[k] = now, free_fraction(rank)
+        since[k], rate[k] = now, rate_of(k)
         version[k] += 1
         heapq.heappush(events, (now + remaining[k] / rate[k], 0, next(seq), k, version[k]))
 
@@ -101,13 +111,25 @@ def schedule(instances: list[Instance], durations: list[float], gaps: list[float
         else:
             launch(i, t)
 
-    def hold(i: int, sign: int, now: float) -> None:
-        if not comm_sms or not comm_sms[i]:
-            return
-        for rank in set(instances[i].ranks):
-            held[rank] = held.get(rank, 0) + sign * comm_sms[i]
-            if rank in running:
-                retime(running[rank], rank, now)
+    def collective(i: int, joining: bool, now: float) -> None:
+        """A collective starts or ends: update what it holds, retime what shares its GPUs."""
+        ranks = set(instances[i].ranks)
+        sms = comm_sms[i] if comm_sms else 0
+        for r in ranks:
+            held[r] = held.get(r, 0) + (sms if joining else -sms)
+            if joining:
+                colls.setdefault(r, set()).add(i)
+            else:
+                colls[r].discard(i)
+        affected: set[int] = set()
+        for r in ranks:
+            if sms and r in running:
+                affected.add(running[r])
+            if share_links:
+                affected.update(colls[r])
+        affected.discard(i)
+        for k in sorted(affected):
+            retime(k, now)
 
     for i in range(n):
         if npred[i] == 0:
@@ -119,11 +141,10 @@ def schedule(instances: list[Instance], durations: list[float], gaps: list[float
         if kind == 1:  # body starts
             if inst.uses_sms:
                 running[inst.ranks[0]] = i
-                since[i], rate[i] = t, free_fraction(inst.ranks[0])
-                heapq.heappush(events, (t + remaining[i] / rate[i], 0, next(seq), i, version[i]))
             else:
-                hold(i, +1, t)
-                heapq.heappush(events, (t + durations[i], 0, next(seq), i, 0))
+                collective(i, True, t)
+            since[i], rate[i] = t, rate_of(i)
+            heapq.heappush(events, (t + remaining[i] / rate[i], 0, next(seq), i, version[i]))
             continue
         if ver != version[i]:
             continue  # superseded by a retime
@@ -133,7 +154,7 @@ def schedule(instances: list[Instance], durations: list[float], gaps: list[float
             sms_busy[inst.ranks[0]] = False
             del running[inst.ranks[0]]
         else:
-            hold(i, -1, t)
+            collective(i, False, t)
         for j in successors[i]:
             npred[j] -= 1
             if npred[j] == 0:

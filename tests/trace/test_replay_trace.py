@@ -338,3 +338,20 @@ def test_attention_dispatch_cost_is_the_sdpa_measurement():
     bwd = host_dispatch_s(parse_document({"ops": [{**att, "backward": True}]}).ops[0])
     assert fwd == pytest.approx(HOST_DISPATCH_US["sdpa_flash_fwd"] * 1e-6)
     assert fwd + bwd == pytest.approx(HOST_DISPATCH_US["sdpa_flash_fwdbwd"] * 1e-6)
+
+
+def test_collectives_on_one_gpu_share_its_links(hgx):
+    ag = {"op": "all_gather", "bytes": 8}
+    doc = {"ops": [{**ag, "name": "tp", "group": [0, 1]},
+                   {**ag, "name": "dp", "group": [1, 2], "stream": "comm_dp"},
+                   {**ag, "name": "far", "group": [4, 5], "stream": "comm_dp"}]}
+    instances = plan(parse_document(doc), hgx)
+    names = [inst.ops[0].name for inst in instances]
+    durations = {"tp": 4.0, "dp": 2.0, "far": 4.0}
+    start, end = schedule(instances, [durations[n] for n in names], [0.0] * 3, share_links=True)
+    t = {n: (start[k], end[k]) for k, n in enumerate(names)}
+    # tp and dp share GPU 1: both at half rate until dp is done (4 s), then tp alone (2 s left)
+    assert t["dp"] == pytest.approx((0.0, 4.0)) and t["tp"] == pytest.approx((0.0, 6.0))
+    assert t["far"] == (0.0, 4.0)   # GPUs 4 and 5 share nothing with them
+    alone = schedule(instances, [durations[n] for n in names], [0.0] * 3)
+    assert alone[1] == [4.0, 2.0, 4.0]
