@@ -1,5 +1,6 @@
 """Scheduler invariants on random traces (hypothesis): stream order, deps, the SM lock,
-collectives gating on every rank, and launch gaps, whatever the durations."""
+collectives gating on every rank, and launch gaps, whatever the durations, with and without
+the contention mechanisms (SMs held by collectives, shared NVLink)."""
 
 from __future__ import annotations
 
@@ -35,17 +36,22 @@ def traces(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(traces())
-def test_schedule_invariants(case):
+@given(traces(), st.booleans())
+def test_schedule_invariants(case, contention):
     doc, durations, gaps = case
     trace = parse_document(doc)
     instances = plan(trace, HGX)
     names = [inst.ops[0].name for inst in instances]
-    start, end = schedule(instances, [durations[n] for n in names], [gaps[n] for n in names])
+    sms = [0 if inst.uses_sms else 30 for inst in instances] if contention else None
+    start, end = schedule(instances, [durations[n] for n in names], [gaps[n] for n in names],
+                          comm_sms=sms, sm_count=100, share_links=contention)
     when = {n: (start[k], end[k]) for k, n in enumerate(names)}
     ops = trace.by_name()
     for name, (s, e) in when.items():
-        assert e == s + durations[name]
+        if contention:  # stretched while sharing, never shortened
+            assert e >= s + durations[name] - EPS
+        else:
+            assert e == s + durations[name]
         for dep in ops[name].deps:
             assert s >= when[dep][1] + gaps[name] - EPS
     slots: dict[tuple[int, str], list[str]] = {}
