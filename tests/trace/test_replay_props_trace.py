@@ -4,6 +4,8 @@ the contention mechanisms (SMs held by collectives, shared NVLink)."""
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,9 +65,9 @@ def test_schedule_invariants(case, contention):
         if op.op == "memcpy":
             sms.setdefault(op.rank, []).append(op.name)
     for seq in slots.values():  # one stream: trace order, one at a time, a launch gap apart
-        for a, b in zip(seq, seq[1:], strict=False):
+        for a, b in itertools.pairwise(seq):
             assert when[b][0] >= when[a][1] + gaps[b] - EPS
     for seq in sms.values():    # kernels of one GPU never overlap (the SM lock)
         spans = sorted(when[n] for n in seq)
-        for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False):
+        for (_, e1), (s2, _) in itertools.pairwise(spans):
             assert s2 >= e1 - EPS
