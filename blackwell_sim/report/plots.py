@@ -239,7 +239,8 @@ def plot_achieved_vs_peak(frame: pd.DataFrame, config=None) -> Figure:
     ax.axvline(100, color="tab:red", lw=1)
     unit, scale = _time_unit(float(rows["time_s"].max()))
     for yi, p, t, c, b in zip(y, pct, rows["time_s"], rows["count"], rows["bound"]):
-        total = f" ({t * c * scale:.3g} {unit} total)" if c > 1 else ""
+        total_unit, total_scale = _time_unit(t * c)
+        total = f" ({t * c * total_scale:.3g} {total_unit} total)" if c > 1 else ""
         ax.text(p + 1, yi, f"{t * scale:.3g} {unit}{total}, {b}", va="center", fontsize=6)
     ax.set_xlim(0, max(110.0, float(pct.max()) * 1.25))
     ax.legend(fontsize=7, loc="lower right")
