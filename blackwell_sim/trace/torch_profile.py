@@ -36,8 +36,9 @@ One profiler file is one process: its ops go on ``rank`` (default: ``distributed
 file, else 0), compute ops in CPU issue order on stream ``compute``; a collective runs on stream ``comm`` after the compute op issued before
 it, and the compute op issued after it waits for it (synchronous c10d semantics). Collectives of a
 one-rank process group are dropped (nothing moves between GPUs). The document's ``config`` is the
-GPU preset matching ``deviceProperties`` (H100 -> h100-sxm, ...), or its 8-GPU / NVL72 system
-(``system``) when the trace has collectives over several ranks; an explicit ``config`` wins.
+GPU preset matching ``deviceProperties`` (H100 -> h100-sxm, ...), or the smallest bundled system of
+that GPU holding every rank (``system``) when the trace spans several ranks; an explicit ``config``
+wins.
 Several files (one per rank of a distributed run) import into one multi-GPU trace: op names get an
 ``r<rank>.`` prefix and the k-th collective of a process group on every file becomes one collective
 op (its measured time the least of the ranks', the others include waiting for the slowest rank).
@@ -63,7 +64,6 @@ from blackwell_sim.trace.torch_profile_ops import (
     COMMS_EVENT,
     DEVICE_PRESETS,
     GEMM_OPS,
-    SYSTEM_PRESETS,
     Event,
     attention_fields,
     collective_fields,
@@ -92,6 +92,23 @@ def _read(path: Path) -> Any:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BlackwellSimError(f"{source}: not a Chrome-trace JSON file: {exc}") from None
+
+
+def _system_for(gpu: str, ranks: int, names: str) -> str:
+    """The bundled system preset of ``gpu`` GPUs with the fewest GPUs that still holds ``ranks``
+    (a 2-rank H200 profile: the 2-GPU NVLink machine; 8 ranks: the HGX board)."""
+    from blackwell_sim.config import SystemConfig, list_presets, load_config
+
+    want = load_config(gpu).name
+    fits = []
+    for preset in list_presets():
+        cfg = load_config(preset)
+        if isinstance(cfg, SystemConfig) and cfg.gpu.name == want and cfg.gpu_count >= ranks:
+            fits.append((cfg.gpu_count, preset))
+    if not fits:
+        raise BlackwellSimError(f"{names}: {ranks} ranks of {gpu} need a system preset; none bundled holds them, "
+                                f"pass one (--config)")
+    return min(fits)[1]
 
 
 def _device_preset(doc: Mapping) -> str | None:
@@ -317,7 +334,8 @@ def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike],
     ``rank`` places a single file's ops (default: the file's ``distributedInfo.rank``, else 0);
     with several files each file's own rank is used (else its position in the list). ``config``
     (a GPU or system preset) defaults to the preset matching the trace's GPU name (H100 ->
-    h100-sxm, ...), or that GPU's 8-GPU / NVL72 system when collectives span several ranks.
+    h100-sxm, ...), or, when the trace spans several ranks, the smallest bundled system of that GPU
+    that holds them.
     ``all_kernels``: also import every other outermost ``aten::`` op that ran GPU kernels as an
     ``elementwise`` op (bytes estimated from its input shapes, see
     :func:`~blackwell_sim.trace.torch_profile_ops.elementwise_fields`), so the whole step's kernel
@@ -364,11 +382,7 @@ def import_torch_profile(paths: str | os.PathLike | Sequence[str | os.PathLike],
     if config is not None:
         out["system" if multi else "config"] = config
     elif gpu and multi:
-        system = SYSTEM_PRESETS.get(gpu)
-        if system is None or top >= system[1]:
-            raise BlackwellSimError(f"{names}: ranks up to {top} need a system preset with more GPUs; "
-                                    f"pass one (--config)")
-        out["system"] = system[0]
+        out["system"] = _system_for(gpu, top + 1, names)
     elif gpu:
         out["config"] = gpu
     out["ops"] = ops

@@ -60,10 +60,6 @@ TORCH_DTYPES: dict[str, tuple[str, float]] = {
 }
 #: GPU name (deviceProperties) fragment -> config preset
 DEVICE_PRESETS = (("H100", "h100-sxm"), ("H200", "h200"), ("B300", "b300"), ("GB200", "gb200"), ("B200", "b200"))
-#: GPU preset -> (system preset of that GPU, its GPU count) for traces with multi-rank collectives
-SYSTEM_PRESETS = {"h100-sxm": ("hgx-h100-8", 8), "h200": ("hgx-h200-8", 8), "b200": ("hgx-b200-8", 8),
-                  "b300": ("hgx-b300-8", 8), "gb200": ("gb200-nvl72", 72)}
-_BACKWARD_SCOPE = "autograd::engine::evaluate_function"
 
 
 class Event:

@@ -221,7 +221,7 @@ def _rank_file(tmp_path, rank, kernel_us):
 def test_several_rank_files_merge_collectives(tmp_path):
     paths = [_rank_file(tmp_path, 1, 50.0), _rank_file(tmp_path, 0, 30.0)]
     doc = import_torch_profile(paths)
-    assert doc["system"] == "hgx-h100-8"
+    assert doc["system"] == "hgx-h100-4"  # the smallest bundled H100 system holding 2 ranks
     by_name = {o["name"]: o for o in doc["ops"]}
     ar = by_name["all_reduce_0.g0"]
     assert (ar["bytes"], ar["group"], ar["measured_s"]) == (1024, [0, 1], pytest.approx(30e-6))
@@ -259,7 +259,7 @@ def test_cli_several_files(cli, tmp_path):
     paths = [str(_rank_file(tmp_path, r, 5.0)) for r in (0, 1)]
     r = cli("import-torch-profile", *paths, "-o", str(tmp_path / "o.json"), "--json")
     assert r.returncode == 0, r.stderr
-    assert (r.json()["collectives"], r.json()["platform"]) == (1, "hgx-h100-8")
+    assert (r.json()["collectives"], r.json()["platform"]) == (1, "hgx-h100-4")
     r = cli("import-torch-profile", *paths, "--rank", "1", "-o", str(tmp_path / "o.json"))
     assert r.returncode == 2 and "only with one file" in r.stderr
 
@@ -314,3 +314,12 @@ def test_all_kernels_zero_dim_tensors_count_and_ops_without_tensors_are_left_out
     assert [(o["name"], o.get("bytes_read"), o.get("bytes_written")) for o in doc["ops"]] == [
         ("mm_0", None, None), ("ones_like_0", 4, 4)]
     assert "1 ops without tensor inputs (2.0 us of kernels) left out" in doc["description"]
+
+
+def test_ranks_beyond_every_bundled_system_need_a_config(tmp_path):
+    b = Builder().op("aten::mm", 0, 10, [[8, 32], [32, 16]])
+    _comms(b, 100, "allreduce", 256, list(range(100)))
+    path = b.write(tmp_path / "p.json")
+    with pytest.raises(BlackwellSimError, match="100 ranks of h100-sxm need a system preset; none bundled holds them"):
+        import_torch_profile(path)
+    assert import_torch_profile(path, config="my-cluster.yaml")["system"] == "my-cluster.yaml"

@@ -13,7 +13,7 @@ def test_captured_collectives_replay_on_their_system(request):
     doc["ops"] = [{k: v for k, v in op.items() if k != "deps"} for op in doc["ops"] if "group" in op]
     result = bs.simulate(doc)
     frame = result.ops
-    assert result.config.name == bs.load_config("hgx-h200-8").name
+    assert result.config.name == bs.load_config("h200x2-nvlink").name
     assert list(frame["name"]) == [op["name"] for op in doc["ops"] for _ in (0, 1)]
     assert list(frame["rank"]) == [0, 1] * len(doc["ops"])
     assert list(frame["measured_s"]) == [op["measured_s"] for op in doc["ops"] for _ in (0, 1)]
