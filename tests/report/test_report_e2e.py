@@ -88,3 +88,20 @@ def test_collectives_have_a_row_per_rank_on_the_comm_thread_of_each_gpu():
     threads = {(e["pid"], e["args"]["name"]) for e in doc["traceEvents"] if e["name"] == "thread_name"}
     assert threads == {(0, "compute"), (0, "comm"), (1, "compute"), (1, "comm"), (2, "comm")}
     assert sorted(e["pid"] for e in doc["traceEvents"] if e.get("name") == "ar") == [0, 1, 2]
+
+
+def test_real_torch_profile_report_puts_measured_beside_simulated_on_h100(repo_root, tmp_path):
+    from blackwell_sim.trace.torch_profile import import_torch_profile
+
+    fixture = repo_root / "tests" / "fixtures" / "torch_profile" / "torch_profile_small_transformer.json.gz"
+    doc = import_torch_profile(fixture)
+    result = simulate(doc, "h100-sxm")
+    out = write_report(result.ops, result.config, tmp_path)
+    assert out["files"][-1].endswith("measured_vs_simulated.png")
+    table = read_results_csv(tmp_path / "results.csv")
+    expected = [op["measured_s"] for op in doc["ops"]]
+    assert table["measured_s"].tolist() == expected and (table["time_s"] > 0).all()
+    by_op = json.loads((tmp_path / "summary.json").read_text())["measured"]["by_op"]
+    assert {kind: v["rows"] for kind, v in by_op.items()} == {"attention": 4, "gemm": 29}
+    assert by_op["gemm"]["measured_time_s"] == pytest.approx(
+        sum(op["measured_s"] for op in doc["ops"] if op["op"] == "gemm"))
