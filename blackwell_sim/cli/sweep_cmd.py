@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the points on a Dask distributed cluster, e.g. tcp://host:8786 "
                         "(needs the [cluster] extra)")
+    p.add_argument("--scheduler-timeout", type=float, default=20.0, metavar="S",
+                   help="seconds to wait for the Dask scheduler to answer (default 20)")
     p.add_argument("--out", "-o", default=DEFAULT_OUT, metavar="DIR",
                    help=f"output folder: results.jsonl, spec.json, plots (default: {DEFAULT_OUT})")
     p.add_argument("--resume", action="store_true",
@@ -79,7 +81,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> dict:
 
         fail(f"--plot: needs one varied key (line) or two (heatmap); this sweep varies {len(spec.vary)}")
     outcome = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, connect_timeout_s=args.scheduler_timeout)
     plot_path = None
     if spec.plot:
         plot_path = write_sweep_plot(outcome.rows, spec.vary, spec.plot, outcome.out,

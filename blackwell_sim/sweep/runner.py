@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import re
 import signal
 import sys
 import time
@@ -68,16 +69,18 @@ def _ignore_sigint() -> None:
 
 
 @contextmanager
-def executor(workers: int, scheduler: str | None = None):
+def executor(workers: int, scheduler: str | None = None, connect_timeout_s: float = 20.0):
     """The executor for ``workers`` local processes (0: in-process) or a Dask ``scheduler``."""
     if scheduler:
+        if not re.fullmatch(r"(?:[a-z]+://)?[^\s:/]+:\d+", scheduler):
+            raise BlackwellSimError(f"--scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
         try:
             from distributed import Client
         except ImportError:
             raise BlackwellSimError("--scheduler needs dask.distributed: pip install "
                                     "'blackwell-sim[cluster]'") from None
         try:
-            client = Client(scheduler, timeout=20, set_as_default=False)
+            client = Client(scheduler, timeout=connect_timeout_s, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise BlackwellSimError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
         ex = client.get_executor()
@@ -157,7 +160,7 @@ class SweepOutcome:
 
 
 def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler: str | None = None,
-              resume: bool = False, progress: bool = True) -> SweepOutcome:
+              resume: bool = False, progress: bool = True, connect_timeout_s: float = 20.0) -> SweepOutcome:
     """Check every point, then run the ones not done yet, appending rows to ``out_dir/results.jsonl``;
     at the end the file is rewritten in point order (atomically). See the module docstring."""
     points = plan(spec)
@@ -183,7 +186,8 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
         for attempt in range(2):
             if not todo:
                 break
-            todo = _run(todo, workers, scheduler, results, rows, state, last=attempt == 1)
+            todo = _run(todo, lambda: executor(workers, scheduler, connect_timeout_s), results, rows,
+                        state, last=attempt == 1)
     except KeyboardInterrupt:
         if state.bar is not None:
             state.bar.close()
@@ -197,11 +201,11 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
     return SweepOutcome(out, results.path, len(points), state.done, state.failed, len(kept), ordered)
 
 
-def _run(todo, workers, scheduler, results, rows, state, *, last: bool) -> list[Point]:
+def _run(todo, make_executor, results, rows, state, *, last: bool) -> list[Point]:
     """Submit ``todo``; record each row as it finishes. Returns the points a dead local worker took
     down (to run again once), or records them as errors when ``last``."""
     broken: list[Point] = []
-    with executor(workers, scheduler) as ex:
+    with make_executor() as ex:
         futures = {ex.submit(run_point, p): p for p in todo}
         try:
             for future in cf.as_completed(futures):

@@ -292,7 +292,7 @@ def _split(spec: SweepSpec, params: Mapping[str, Any]):
 def plan(spec: SweepSpec) -> list[Point]:
     """Every point of ``spec``, checked: workloads built and configs loaded once per distinct value.
     Raises one :class:`BlackwellSimError` line naming the varied key and value at the first problem."""
-    from blackwell_sim.simulate import resolve_config
+    from blackwell_sim.simulate import DEFAULT_CONFIG, resolve_config
 
     from blackwell_sim.config.schema import to_plain
 
@@ -313,6 +313,8 @@ def plan(spec: SweepSpec) -> list[Point]:
             source = spec.workload.args["path"] if spec.workload.kind == "file" else document
             traces[wkey] = (trace, _digest(document), source)
         trace, trace_digest, trace_source = traces[wkey]
+        if platform is None and trace.system is None and trace.config is None:
+            platform = DEFAULT_CONFIG
         ckey = json.dumps([platform, over, trace.system, trace.config], sort_keys=True, default=str)
         if ckey not in configs:
             try:
