@@ -68,12 +68,16 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def check_scheduler(scheduler: str) -> None:
+    if not re.fullmatch(r"(?:[a-z]+://)?[^\s:/]+:\d+", scheduler):
+        raise BlackwellSimError(f"--scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
+
+
 @contextmanager
 def executor(workers: int, scheduler: str | None = None, connect_timeout_s: float = 20.0):
     """The executor for ``workers`` local processes (0: in-process) or a Dask ``scheduler``."""
     if scheduler:
-        if not re.fullmatch(r"(?:[a-z]+://)?[^\s:/]+:\d+", scheduler):
-            raise BlackwellSimError(f"--scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
+        check_scheduler(scheduler)
         try:
             from distributed import Client
         except ImportError:
@@ -163,6 +167,10 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
               resume: bool = False, progress: bool = True, connect_timeout_s: float = 20.0) -> SweepOutcome:
     """Check every point, then run the ones not done yet, appending rows to ``out_dir/results.jsonl``;
     at the end the file is rewritten in point order (atomically). See the module docstring."""
+    if scheduler:
+        check_scheduler(scheduler)
+    if workers is not None and workers < 0:
+        raise BlackwellSimError(f"--workers: must be >= 0, got {workers}")
     points = plan(spec)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -178,8 +186,6 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
     state = Progress(total=len(points), done=len(kept), resumed=len(kept), started_s=time.perf_counter())
     if workers is None:
         workers = min(os.cpu_count() or 1, max(len(todo), 1))
-    if workers < 0:
-        raise BlackwellSimError(f"--workers: must be >= 0, got {workers}")
     state.bar = _bar(state, progress and bool(todo))
     rows = dict(kept)
     try:
