@@ -194,6 +194,9 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
                 break
             todo = _run(todo, lambda: executor(workers, scheduler, connect_timeout_s), results, rows,
                         state, last=attempt == 1)
+            if todo:
+                print(f"blackwell-sim: a worker process died; running its {len(todo)} unfinished "
+                      f"point(s) again in a fresh pool", file=sys.stderr)
     except KeyboardInterrupt:
         if state.bar is not None:
             state.bar.close()

@@ -59,3 +59,37 @@ def test_interrupted_driver_then_resume_matches_an_uninterrupted_run(tmp_path, c
     assert results.read_bytes() == (tmp_path / "whole" / "results.jsonl").read_bytes()
     for before in rows:                                               # kept rows were not rerun differently
         assert final[before["point"]] == before
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(x) for x in fh.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc to find the worker")
+def test_a_killed_worker_process_loses_nothing_and_the_sweep_completes(tmp_path, cli):
+    out = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-m", "blackwell_sim.cli", *ARGS, "--out", str(out), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 90
+    killed = None
+    try:
+        while killed is None and proc.poll() is None and time.monotonic() < deadline:
+            workers = _children(proc.pid)
+            if len(workers) == 2 and len(_lines(out / "results.jsonl")) >= 2:
+                killed = workers[0]
+                os.kill(killed, signal.SIGKILL)
+            time.sleep(0.01)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert killed is not None and proc.returncode == 0, stderr.decode()
+    assert b"a worker process died; running its" in stderr     # the pool broke ...
+    assert json.loads(stdout)["ok"] == POINTS                   # ... and the points it took down ran again
+    whole = cli(*ARGS, "--out", str(tmp_path / "whole"), "--workers", "0")
+    assert whole.returncode == 0
+    assert (out / "results.jsonl").read_bytes() == (tmp_path / "whole" / "results.jsonl").read_bytes()
