@@ -44,6 +44,8 @@ SPEC_KEYS = ("name", "description", "config", "set", "trace", "vary", "combine",
 PLATFORM_KEYS = ("config", "system")
 COMBINE = ("grid", "zip")
 MAX_POINTS = 100_000
+#: up to this many distinct configs, plan() also loads every combination of config values
+FULL_CHECK_POINTS = 256
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^\s*({_NUMBER})\s*:\s*({_NUMBER})\s*(?::\s*({_NUMBER})\s*)?$")
 
@@ -290,16 +292,34 @@ def _split(spec: SweepSpec, params: Mapping[str, Any]):
 
 
 def plan(spec: SweepSpec) -> list[Point]:
-    """Every point of ``spec``, checked: workloads built and configs loaded once per distinct value.
-    Raises one :class:`BlackwellSimError` line naming the varied key and value at the first problem."""
+    """Every point of ``spec``, checked before any runs. Each distinct workload is built; each
+    platform is loaded; then, for up to :data:`FULL_CHECK_POINTS` distinct configs, every config
+    is loaded whole (so cross-field checks such as TMEM <= lanes x columns x 4 B run too), else
+    only the first point with each distinct value of a varied config key is (a combination that
+    is impossible only later is then a failed point). Raises one
+    :class:`BlackwellSimError` line naming the varied key and value at the first problem.
+
+    A point's hash covers the platform's loaded contents plus its overrides (the config it runs
+    is exactly that), the trace document, the simulation options and :func:`code_version`."""
+    from blackwell_sim.config.schema import to_plain
     from blackwell_sim.simulate import DEFAULT_CONFIG, resolve_config
 
-    from blackwell_sim.config.schema import to_plain
-
+    combos = combinations(spec)
     traces: dict[str, tuple] = {}
-    configs: dict[str, tuple] = {}
+    checked: dict[str, str] = {}        # json key -> digest of a loaded config
+    full = None
     points = []
-    for index, params in enumerate(combinations(spec)):
+
+    def check(key_parts, trace, platform, over, what):
+        ckey = json.dumps(key_parts, sort_keys=True, default=str)
+        if ckey not in checked:
+            try:
+                checked[ckey] = _digest(to_plain(resolve_config(trace, platform, over)))
+            except BlackwellSimError as exc:
+                raise BlackwellSimError(f"{_which(params, what)}: {exc}{_hint(spec, exc)}") from None
+        return checked[ckey]
+
+    for index, params in enumerate(combos):
         platform, work, over = _split(spec, params)
         if spec.workload.kind == "generate" and "system" in params:
             work["system"] = params["system"]  # lets generate lay out more ranks than its default platform
@@ -315,15 +335,22 @@ def plan(spec: SweepSpec) -> list[Point]:
         trace, trace_digest, trace_source = traces[wkey]
         if platform is None and trace.system is None and trace.config is None:
             platform = DEFAULT_CONFIG
-        ckey = json.dumps([platform, over, trace.system, trace.config], sort_keys=True, default=str)
-        if ckey not in configs:
-            try:
-                config = resolve_config(trace, platform, over)
-            except BlackwellSimError as exc:
-                rest = {k: params[k] for k in params if k not in work}
-                raise BlackwellSimError(f"{_which(params, rest)}: {exc}{_hint(spec, exc)}") from None
-            configs[ckey] = (config, _digest(to_plain(config)))
-        config_digest = configs[ckey][1]
+        where = [platform, trace.system, trace.config]
+        platform_keys = {k: params[k] for k in params if k in PLATFORM_KEYS}
+        base = check(["base", where], trace, platform, {}, platform_keys)
+        if full is None:
+            full = len({json.dumps([_split(spec, c)[0], _split(spec, c)[2]], sort_keys=True, default=str)
+                        for c in combos}) <= FULL_CHECK_POINTS
+        if full:
+            check(["full", where, over], trace, platform, over,
+                  {k: params[k] for k in params if k not in work})
+        else:  # each distinct value once, in the first point that has it (a real combination)
+            for key, value in over.items():
+                ckey = json.dumps(["value", where, key, value], sort_keys=True, default=str)
+                if key in params and ckey not in checked:
+                    checked[ckey] = check(["full", where, over], trace, platform, over,
+                                          {k: params[k] for k in params if k not in work})
+        config_digest = _digest([base, sorted(over.items(), key=lambda kv: kv[0])])
         points.append(Point(index, params, trace_source, platform, over,
                             _combine(config_digest, trace_digest, spec.fidelity, spec.host_dispatch),
                             spec.workload.tokens_per_step(work), spec.fidelity, spec.host_dispatch))

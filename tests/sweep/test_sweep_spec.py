@@ -113,3 +113,22 @@ def test_spec_file_keys_are_strict(tmp_path):
     path.write_text(f"trace: {GEMM}\nvary: {{sm.count: {{start: 100, stop: 120, step: 10}}}}\nplot: total_time_s\n")
     spec = load_spec(path, vary=["m=256,512"])
     assert spec.vary == (("sm.count", (100, 110, 120)), ("m", (256, 512))) and spec.plot == "total_time_s"
+
+
+def test_whole_combinations_are_checked_up_front_and_beyond_the_limit_each_value_once(monkeypatch):
+    import blackwell_sim.sweep.spec as spec_module
+
+    # TMEM of 256 columns holds 128 KB: (256, 262144) is impossible, each value alone is fine elsewhere
+    vary = ["tmem.columns=512,256", "tmem.size_bytes=131072,262144"]
+    with pytest.raises(BlackwellSimError, match=r"vary tmem.columns=256, tmem.size_bytes=262144: .*tmem"):
+        plan(load_spec(trace=GEMM, vary=vary))
+    monkeypatch.setattr(spec_module, "FULL_CHECK_POINTS", 0)
+    points = plan(load_spec(trace=GEMM, vary=vary))       # values first seen in valid combinations
+    assert len(points) == 4
+    monkeypatch.setattr(spec_module, "FULL_CHECK_POINTS", 256)       # same hashes either way
+    valid = plan(load_spec(trace=GEMM, vary=["tmem.columns=512,512,256", "tmem.size_bytes=131072,262144,131072"],
+                           combine="zip"))
+    assert [p.hash for p in points[:3]] == [p.hash for p in valid]
+    monkeypatch.setattr(spec_module, "FULL_CHECK_POINTS", 0)
+    with pytest.raises(BlackwellSimError, match=r"vary tmem.size_bytes=262144, tmem.columns=256: .*tmem"):
+        plan(load_spec(trace=GEMM, vary=["tmem.size_bytes=262144,131072", "tmem.columns=256,512"]))
