@@ -126,8 +126,8 @@ def test_whole_combinations_are_checked_up_front_and_beyond_the_limit_each_value
     points = plan(load_spec(trace=GEMM, vary=vary))       # values first seen in valid combinations
     assert len(points) == 4
     monkeypatch.setattr(spec_module, "FULL_CHECK_POINTS", 256)       # same hashes either way
-    valid = plan(load_spec(trace=GEMM, vary=["tmem.columns=512,512,256", "tmem.size_bytes=131072,262144,131072"],
-                           combine="zip"))
+    valid = [plan(load_spec(trace=GEMM, vary=[f"tmem.columns={c}", f"tmem.size_bytes={b}"]))[0]
+             for c, b in ((512, 131072), (512, 262144), (256, 131072))]
     assert [p.hash for p in points[:3]] == [p.hash for p in valid]
     monkeypatch.setattr(spec_module, "FULL_CHECK_POINTS", 0)
     with pytest.raises(BlackwellSimError, match=r"vary tmem.size_bytes=262144, tmem.columns=256: .*tmem"):
