@@ -44,7 +44,7 @@ def run_point(point: Point) -> dict:
         config = resolve_config(trace, point.platform, point.overrides)
         result = simulate(trace, config, point.fidelity, host_dispatch=point.host_dispatch)
         row.update(status="ok", metrics=metrics_of(result.summary, point.tokens_per_step))
-    except Exception as exc:  # the point fails, the sweep goes on
+    except Exception as exc:  # noqa: BLE001 (any failure of one point is recorded; the sweep goes on)
         row.update(status="error", metrics=None, error=f"{type(exc).__name__}: {exc}"
                    if not isinstance(exc, BlackwellSimError) else str(exc))
     return row
@@ -57,7 +57,7 @@ class SerialExecutor(cf.Executor):
         future: cf.Future = cf.Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 (handed to the caller through the future)
+        except BaseException as exc:  # handed to the caller through the future
             if isinstance(exc, KeyboardInterrupt):
                 raise
             future.set_exception(exc)
@@ -226,7 +226,7 @@ def _run(todo, make_executor, results, rows, state, *, last: bool) -> list[Point
                         broken.append(point)
                         continue
                     row = _error_row(point, "a worker process died while running this point")
-                except Exception as exc:  # a lost Dask worker, a cancelled future
+                except Exception as exc:  # noqa: BLE001 (a lost Dask worker, a cancelled future)
                     row = _error_row(point, f"{type(exc).__name__}: {exc}")
                 results.append(row)
                 rows[point.index] = row

@@ -16,7 +16,7 @@ A spec is a YAML file (or mapping) with these keys, or the same from the CLI fla
     host_dispatch: eager               # eager | none (see blackwell_sim.simulate)
 
 A varied key is ``config`` / ``system`` (the platform preset), a parameter of the workload
-(:meth:`Workload.keys`), or else a dotted config key as given to ``--set``. :func:`plan` checks every
+(:meth:`Workload.parameters`), or else a dotted config key as given to ``--set``. :func:`plan` checks every
 point before any runs: each distinct workload is built and each distinct config loaded, so a bad
 key, a value of the wrong type or an impossible combination is one error line up front.
 """
@@ -27,6 +27,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,7 +131,7 @@ def parse_values(raw: Any, label: str) -> tuple:
     if not values:
         raise BlackwellSimError(f"{label}: no values (empty list)")
     for v in values:
-        if isinstance(v, Mapping) or (isinstance(v, float) and v != v):
+        if isinstance(v, Mapping) or (isinstance(v, float) and math.isnan(v)):
             raise BlackwellSimError(f"{label}: value {v!r} is not a scalar or a list")
     seen = [json.dumps(v, sort_keys=True) for v in values]
     for i, text in enumerate(seen):
@@ -280,7 +281,7 @@ def _combine(config_digest: str, trace_digest: str, fidelity: str, host_dispatch
 def _split(spec: SweepSpec, params: Mapping[str, Any]):
     """(platform, workload params, config overrides) of one point's ``params``."""
     platform, work, over = spec.config, {}, dict(spec.base_overrides)
-    workload_keys = set(spec.workload.keys())
+    workload_keys = set(spec.workload.parameters())
     for key, value in params.items():
         if key in PLATFORM_KEYS:
             platform = value
@@ -363,7 +364,7 @@ def _which(params: Mapping, subset: Mapping) -> str:
 
 
 def _hint(spec: SweepSpec, exc: Exception) -> str:
-    keys = spec.workload.keys()
+    keys = spec.workload.parameters()
     if "unknown key" in str(exc) and keys:
         return f" (workload keys of this trace: {', '.join(keys)})"
     if "unknown key" in str(exc):

@@ -10,7 +10,7 @@ A workload is written as (CLI ``--trace`` or the spec's ``trace:``):
 - a trace document mapping ``{ops: [...]}``.
 
 The parameters of a generated or single-op workload can be varied like config keys
-(:meth:`Workload.keys`); ``sequence`` and ``format`` are aliases of ``seq`` and ``recipe`` (generated)
+(:meth:`Workload.parameters`); ``sequence`` and ``format`` are aliases of ``seq`` and ``recipe`` (generated)
 or ``dtype`` (single op).
 """
 
@@ -41,7 +41,7 @@ class Workload:
     args: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
 
-    def keys(self) -> tuple[str, ...]:
+    def parameters(self) -> tuple[str, ...]:
         """The parameter names this workload lets a sweep vary (aliases included)."""
         if self.kind == "generate":
             return GENERATE_KEYS + tuple(ALIASES["generate"])

@@ -66,14 +66,14 @@ def test_hash_depends_on_what_runs_not_on_how_it_is_written():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(vary=["sm.cout=100"]), "vary sm.cout=100: override: key 'sm.cout': unknown key (did you mean 'sm.count'?)"),
-    (dict(vary=["sm.count=abc"]), "vary sm.count='abc': override: key 'sm.count': expected an integer, got str 'abc'"),
-    (dict(vary=["m=256,x"]), "vary m='x': <document>: op 0 ('gemm'): m: expected an integer"),
-    (dict(vary=["config=b200,nope"]), "vary config='nope': preset 'nope': unknown preset"),
-    (dict(vary=["sm.count=100,0"]), "vary sm.count=0: override: key 'sm.count'"),
-    (dict(vary=["format=bf16", "dtype=fp8_e4m3"]), "vary: key 'dtype' is varied twice"),
-    (dict(vary=[]), "nothing to vary"),
-    (dict(vary=["sm.count"]), "--vary: expected key=v1,v2,..."),
+    ({"vary": ["sm.cout=100"]}, "vary sm.cout=100: override: key 'sm.cout': unknown key (did you mean 'sm.count'?)"),
+    ({"vary": ["sm.count=abc"]}, "vary sm.count='abc': override: key 'sm.count': expected an integer, got str 'abc'"),
+    ({"vary": ["m=256,x"]}, "vary m='x': <document>: op 0 ('gemm'): m: expected an integer"),
+    ({"vary": ["config=b200,nope"]}, "vary config='nope': preset 'nope': unknown preset"),
+    ({"vary": ["sm.count=100,0"]}, "vary sm.count=0: override: key 'sm.count'"),
+    ({"vary": ["format=bf16", "dtype=fp8_e4m3"]}, "vary: key 'dtype' is varied twice"),
+    ({"vary": []}, "nothing to vary"),
+    ({"vary": ["sm.count"]}, "--vary: expected key=v1,v2,..."),
 ])
 def test_bad_specs_fail_in_plan_before_any_point_runs(kwargs, message):
     with pytest.raises(BlackwellSimError) as info:
@@ -95,8 +95,9 @@ def test_generated_workload_parameters_are_checked_by_building_each_trace():
 def test_workload_strings_and_mappings():
     w = parse_workload("gemm:m=1,n=2,k=3,format=nvfp4")
     assert w.kind == "op" and dict(w.args) == {"op": "gemm", "m": 1, "n": 2, "k": 3, "dtype": "nvfp4"}
-    assert "format" in w.keys() and "m" in w.keys() and "name" not in w.keys()
-    assert parse_workload({"generate": {"model": "llama3-70b", "mode": "decode"}}).keys()[:2] == ("model", "mode")
+    names = w.parameters()
+    assert "format" in names and "m" in names and "name" not in names
+    assert parse_workload({"generate": {"model": "llama3-70b", "mode": "decode"}}).parameters()[:2] == ("model", "mode")
     assert parse_workload({"ops": [{"op": "memcpy", "bytes": 4096}]}).kind == "document"
     for bad, message in [("nofile.yaml", "no trace file 'nofile.yaml'"), ("gen:llama3-8b", "expected gen:MODEL:MODE"),
                          ({"file": "a", "op": {}}, "expected one of the keys"),
