@@ -187,13 +187,16 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
     if workers is None:
         workers = min(os.cpu_count() or 1, max(len(todo), 1))
     state.bar = _bar(state, progress and bool(todo))
+    # points in flight: all of them on Dask (its scheduler balances), else enough to keep the local
+    # workers busy (in-process: one, so each row is written before the next point starts)
+    window = len(todo) if scheduler else max(1, 2 * workers)
     rows = dict(kept)
     try:
         for attempt in range(2):
             if not todo:
                 break
-            todo = _run(todo, lambda: executor(workers, scheduler, connect_timeout_s), results, rows,
-                        state, last=attempt == 1)
+            todo = _run(todo, lambda: executor(workers, scheduler, connect_timeout_s), window, results,
+                        rows, state, last=attempt == 1)
             if todo:
                 print(f"blackwell-sim: a worker process died; running its {len(todo)} unfinished "
                       f"point(s) again in a fresh pool", file=sys.stderr)
@@ -210,31 +213,53 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
     return SweepOutcome(out, results.path, len(points), state.done, state.failed, len(kept), ordered)
 
 
-def _run(todo, make_executor, results, rows, state, *, last: bool) -> list[Point]:
-    """Submit ``todo``; record each row as it finishes. Returns the points a dead local worker took
-    down (to run again once), or records them as errors when ``last``."""
+def _run(todo, make_executor, window: int, results, rows, state, *, last: bool) -> list[Point]:
+    """Keep up to ``window`` points in flight; record each row as it finishes. Returns the points a
+    dead local worker took down (to run again once), or records them as errors when ``last``."""
     broken: list[Point] = []
+    queue = iter(todo)
     with make_executor() as ex:
-        futures = {ex.submit(run_point, p): p for p in todo}
-        try:
-            for future in cf.as_completed(futures):
-                point = futures[future]
+        inflight: dict[cf.Future, Point] = {}
+
+        def fill() -> None:
+            for point in queue:
                 try:
-                    row = future.result()
+                    inflight[ex.submit(run_point, point)] = point
                 except cf.process.BrokenProcessPool:
-                    if not last:
+                    broken.append(point)
+                    broken.extend(queue)
+                    return
+                if len(inflight) >= window:
+                    return
+
+        try:
+            fill()
+            while inflight:
+                done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: inflight[f].index):
+                    point = inflight.pop(future)
+                    try:
+                        row = future.result()
+                    except cf.process.BrokenProcessPool:
                         broken.append(point)
                         continue
-                    row = _error_row(point, "a worker process died while running this point")
-                except Exception as exc:  # noqa: BLE001 (a lost Dask worker, a cancelled future)
-                    row = _error_row(point, f"{type(exc).__name__}: {exc}")
-                results.append(row)
-                rows[point.index] = row
-                state.add(row["status"])
+                    except Exception as exc:  # noqa: BLE001 (a lost Dask worker, a cancelled future)
+                        row = _error_row(point, f"{type(exc).__name__}: {exc}")
+                    results.append(row)
+                    rows[point.index] = row
+                    state.add(row["status"])
+                fill()
         except KeyboardInterrupt:
-            for future in futures:
+            for future in inflight:
                 future.cancel()
             raise
+    if last:
+        for point in sorted(broken, key=lambda p: p.index):
+            row = _error_row(point, "a worker process died while running this point")
+            results.append(row)
+            rows[point.index] = row
+            state.add("error")
+        return []
     return sorted(broken, key=lambda p: p.index)
 
 

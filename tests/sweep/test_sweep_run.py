@@ -124,3 +124,18 @@ def test_plots_line_for_one_key_heatmap_for_two(tmp_path):
     three = load_spec(trace=GEMM, vary=["sm.count=64", "m=256", "n=256"])
     with pytest.raises(BlackwellSimError, match="needs one varied key .* varies 3"):
         plot_sweep(two.rows, three.vary, "total_time_s")
+
+
+def test_each_row_is_written_before_the_next_point_starts_in_process(tmp_path, monkeypatch):
+    from blackwell_sim.sweep import runner
+
+    seen, original = [], runner.run_point
+    results = tmp_path / "out" / "results.jsonl"
+
+    def spy(point):
+        seen.append(len(read_rows(results)) if results.exists() else 0)
+        return original(point)
+
+    monkeypatch.setattr(runner, "run_point", spy)
+    run_sweep(_spec(), tmp_path / "out", workers=0, progress=False)
+    assert seen == [0, 1, 2, 3]
