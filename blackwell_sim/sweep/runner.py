@@ -106,14 +106,17 @@ def executor(workers: int, scheduler: str | None = None, connect_timeout_s: floa
 
 @dataclass
 class Progress:
-    """Counts of a sweep (points done / failed / remaining) and an ETA from this run's pace."""
+    """Counts of a sweep (points done / failed / remaining) and an ETA from this run's pace (points
+    kept by ``--resume`` do not count towards it). With a ``stream`` (stderr on a terminal), each
+    change redraws one status line there: a bar, the counts and the ETA."""
 
     total: int
     done: int = 0
     failed: int = 0
     resumed: int = 0
     started_s: float = 0.0
-    bar: object = None
+    stream: object = None
+    width: int = 24
 
     @property
     def remaining(self) -> int:
@@ -130,26 +133,28 @@ class Progress:
         return (f"done {self.done}, failed {self.failed}, remaining {self.remaining}, ETA "
                 + ("?" if eta is None else f"{eta:.0f} s"))
 
+    def line(self, now_s: float) -> str:
+        filled = (self.done + self.failed) * self.width // max(self.total, 1)
+        return (f"sweep {self.done + self.failed}/{self.total} |{'#' * filled}{'.' * (self.width - filled)}| "
+                + self.text(now_s))
+
+    def draw(self) -> None:
+        if self.stream is not None:
+            self.stream.write("\r" + self.line(time.perf_counter()) + "\x1b[K")
+            self.stream.flush()
+
     def add(self, status: str) -> None:
         if status == "ok":
             self.done += 1
         else:
             self.failed += 1
-        if self.bar is not None:
-            self.bar.set_postfix_str(self.text(time.perf_counter()), refresh=False)
-            self.bar.update(1)
+        self.draw()
 
-
-def _bar(progress: Progress, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=progress.total, initial=progress.done, desc="sweep", unit="pt", file=sys.stderr,
-                disable=None, leave=False, dynamic_ncols=True,
-                bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {postfix}")
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.stream = None
 
 
 @dataclass
@@ -186,7 +191,9 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
     state = Progress(total=len(points), done=len(kept), resumed=len(kept), started_s=time.perf_counter())
     if workers is None:
         workers = min(os.cpu_count() or 1, max(len(todo), 1))
-    state.bar = _bar(state, progress and bool(todo))
+    if progress and todo and sys.stderr.isatty():
+        state.stream = sys.stderr
+        state.draw()
     # points in flight: all of them on Dask (its scheduler balances), else enough to keep the local
     # workers busy (in-process: one, so each row is written before the next point starts)
     window = len(todo) if scheduler else max(1, 2 * workers)
@@ -201,13 +208,11 @@ def run_sweep(spec: SweepSpec, out_dir, *, workers: int | None = None, scheduler
                 print(f"blackwell-sim: a worker process died; running its {len(todo)} unfinished "
                       f"point(s) again in a fresh pool", file=sys.stderr)
     except KeyboardInterrupt:
-        if state.bar is not None:
-            state.bar.close()
+        state.close()
         print(f"blackwell-sim: sweep interrupted: {len(rows)} of {len(points)} points are in "
               f"{results.path}; rerun with --resume to finish", file=sys.stderr)
         raise
-    if state.bar is not None:
-        state.bar.close()
+    state.close()
     ordered = [rows[p.index] for p in points]
     results.rewrite(ordered)
     return SweepOutcome(out, results.path, len(points), state.done, state.failed, len(kept), ordered)
