@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from blackwell_sim.cli.common import add_common, overrides_of
+from blackwell_sim.cli.common import add_common, fail, overrides_of
 
 DEFAULT_OUT = "sweep-out"
 MAX_TABLE_ROWS = 60
@@ -72,14 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_sweep_cmd(args: argparse.Namespace) -> dict:
     from blackwell_sim.sweep import load_spec, run_sweep, write_sweep_plot
-    from blackwell_sim.sweep.plot import metric_value
+    from blackwell_sim.sweep.plot import check_metric_name, metric_value
 
     spec = load_spec(args.spec, trace=args.trace, config=args.config, overrides=overrides_of(args),
                      vary=args.vary, combine=args.combine, plot=args.plot, fidelity=args.fidelity)
-    if spec.plot and len(spec.vary) not in (1, 2):
-        from blackwell_sim.cli.common import fail
-
-        fail(f"--plot: needs one varied key (line) or two (heatmap); this sweep varies {len(spec.vary)}")
+    if spec.plot:
+        if len(spec.vary) not in (1, 2):
+            fail(f"--plot: needs one varied key (line) or two (heatmap); this sweep varies {len(spec.vary)}")
+        check_metric_name(spec.plot)
     outcome = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
                         progress=not args.no_progress, connect_timeout_s=args.scheduler_timeout)
     plot_path = None

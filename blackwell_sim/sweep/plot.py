@@ -16,6 +16,22 @@ from matplotlib.figure import Figure
 
 from blackwell_sim.errors import BlackwellSimError
 
+#: top-level keys of a row's metrics: the summary's (blackwell_sim.report.summary) plus ``derived``
+METRIC_ROOTS = ("total_time_s", "ops", "rows", "ranks", "gpus", "achieved_tflops", "formats",
+                "bound_time_share", "time_by_op", "bytes", "energy_j", "energy_rows", "measured",
+                "functional", "cached_rows", "derived")
+
+
+def check_metric_name(path: str) -> None:
+    """Reject a metric whose first part is no metrics key (before any point runs)."""
+    import difflib
+
+    root = path.split(".")[0]
+    if root not in METRIC_ROOTS:
+        close = difflib.get_close_matches(root, METRIC_ROOTS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(METRIC_ROOTS)}"
+        raise BlackwellSimError(f"--plot: unknown metric '{path}'; {hint}")
+
 
 def metric_value(metrics: dict | None, path: str) -> float | None:
     """The number at dotted ``path`` of ``metrics`` (None when absent, not a number, or not finite)."""

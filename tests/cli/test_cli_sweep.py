@@ -43,6 +43,8 @@ def test_text_table_has_a_row_per_point_and_set_applies_to_every_point(cli, tmp_
     (["--vary", "sm.count=1", "--vary", "m=1", "--vary", "n=1", "--plot", "total_time_s"],
      "--plot: needs one varied key (line) or two (heatmap); this sweep varies 3"),
     (["--vary", "sm.count=1", "--scheduler", "nowhere"], "--scheduler: expected an address"),
+    (["--vary", "sm.count=1", "--plot", "acheived_tflops"],
+     "--plot: unknown metric 'acheived_tflops'; did you mean 'achieved_tflops'?"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_runs(cli, tmp_path, args, message):
     out = tmp_path / "o"

@@ -153,3 +153,10 @@ def test_each_row_is_written_before_the_next_point_starts_in_process(tmp_path, m
     monkeypatch.setattr(runner, "run_point", spy)
     run_sweep(_spec(), tmp_path / "out", workers=0, progress=False)
     assert seen == [0, 1, 2, 3]
+
+
+def test_metric_roots_checked_before_running_are_the_rows_metrics(tmp_path):
+    from blackwell_sim.sweep.plot import METRIC_ROOTS
+
+    row = run_sweep(_spec(vary=["m=256"]), tmp_path / "o", workers=0, progress=False).rows[0]
+    assert set(row["metrics"]) - {"config"} == set(METRIC_ROOTS)
