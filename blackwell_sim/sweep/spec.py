@@ -204,7 +204,7 @@ def load_spec(source: str | Path | Mapping | None = None, *, trace: Any = None, 
     cfg = config if config is not None else doc.get("config")
     if isinstance(cfg, str) and base_dir is not None and cfg.endswith((".yaml", ".yml")) \
             and (base_dir / cfg).is_file():
-        cfg = str(base_dir / cfg)
+        cfg = str((base_dir / cfg).resolve())
     return SweepSpec(workload=workload, vary=tuple(pairs), combine=combine, config=cfg,
                      base_overrides=dict(base), name=doc.get("name"), description=doc.get("description"),
                      plot=plot or doc.get("plot"), fidelity=fidelity, host_dispatch=host)

@@ -121,7 +121,8 @@ def _check_args(kind: str, args: Mapping, label: str, known) -> dict:
 
 def parse_workload(value: Any, label: str = "trace", base_dir: Path | None = None) -> Workload:
     """A :class:`Workload` from a ``--trace`` string or a spec's ``trace:`` value (see the module
-    docstring). Relative file paths are taken from ``base_dir`` when the file exists there."""
+    docstring). Relative file paths are taken from ``base_dir`` when the file exists there, and
+    kept absolute (worker processes may run elsewhere)."""
     from blackwell_sim.trace.ops import COLLECTIVE_OPS, P2P_OPS
 
     op_kinds = ("gemm", "attention", "memcpy", "elementwise", *COLLECTIVE_OPS, *P2P_OPS)
@@ -152,7 +153,7 @@ def parse_workload(value: Any, label: str = "trace", base_dir: Path | None = Non
             path = base_dir / path
         if not path.is_file():
             raise BlackwellSimError(f"{label}: no trace file {str(args)!r}")
-        return Workload("file", {"path": str(path)}, str(path))
+        return Workload("file", {"path": str(path.resolve())}, str(path))
     if not isinstance(args, Mapping):
         raise BlackwellSimError(f"{label}: {kind}: expected a mapping of arguments, got {args!r}")
     if kind == "generate":

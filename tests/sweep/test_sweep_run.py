@@ -43,7 +43,7 @@ def test_a_failing_point_records_its_error_and_the_sweep_goes_on(tmp_path):
     failed, ok = outcome.rows
     assert (outcome.ok, outcome.failed) == (1, 1)
     assert failed["status"] == "error" and failed["metrics"] is None
-    assert failed["error"] == (f"{trace}: op 0 ('gemm_0'): rank: rank 1 is outside the system: config "
+    assert failed["error"] == (f"{trace.resolve()}: op 0 ('gemm_0'): rank: rank 1 is outside the system: config "
                                "'NVIDIA B200' is one GPU (rank 0); use a system preset such as hgx-b200-8")
     assert ok["status"] == "ok" and ok["metrics"]["gpus"] == 8
 

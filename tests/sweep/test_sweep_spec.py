@@ -133,3 +133,14 @@ def test_whole_combinations_are_checked_up_front_and_beyond_the_limit_each_value
     monkeypatch.setattr(spec_module, "FULL_CHECK_POINTS", 0)
     with pytest.raises(BlackwellSimError, match=r"vary tmem.size_bytes=262144, tmem.columns=256: .*tmem"):
         plan(load_spec(trace=GEMM, vary=["tmem.size_bytes=262144,131072", "tmem.columns=256,512"]))
+
+
+def test_paths_in_a_spec_file_are_relative_to_it(tmp_path, monkeypatch):
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "t.yaml").write_text("ops:\n- {op: gemm, m: 256, n: 256, k: 256}\n")
+    (study / "gpu.yaml").write_text("extends: b200\nname: my-b200\n")
+    (study / "s.yaml").write_text("config: gpu.yaml\ntrace: t.yaml\nvary: {sm.count: [64]}\n")
+    monkeypatch.chdir(tmp_path)
+    point = plan(load_spec("study/s.yaml"))[0]
+    assert point.trace == str(study / "t.yaml") and point.platform == str(study / "gpu.yaml")
