@@ -33,6 +33,8 @@ from blackwell_sim.report.frame import validate_frame
 from blackwell_sim.report.output import write_atomic
 
 MAX_GANTT_RANKS = 8   #: ranks drawn in the timeline (a 64-GPU run would be unreadable)
+EDGE_MAX_OPS_PER_LANE = 200  #: above this many ops a lane's bars lose their white separators,
+                             #: which would otherwise wash the thin bars of a whole-model run out
 MAX_BARS = 30         #: ops shown in the achieved-vs-peak chart (the longest ones)
 MAX_PANELS = 6        #: formats shown in the roofline figure (the ones with most FLOP)
 NO_TENSOR = "none"    #: roofline panel of ops with FLOP but no tensor peak (elementwise, ...)
@@ -176,6 +178,7 @@ def plot_timeline(frame: pd.DataFrame, config=None) -> Figure:
     start = rows["start_s"].to_numpy(dtype=float) * scale
     width = rows["time_s"].to_numpy(dtype=float) * scale
     kinds = rows["op"].to_numpy(dtype=str)
+    lane_ops = np.bincount(lane_idx, minlength=len(lanes))
     for kind in sorted(set(kinds)):
         first = True
         for lane in range(len(lanes)):
@@ -183,7 +186,8 @@ def plot_timeline(frame: pd.DataFrame, config=None) -> Figure:
             if not sel.any():
                 continue
             ax.broken_barh(np.column_stack([start[sel], width[sel]]), (lane - 0.4, 0.8),
-                           facecolors=_color(kind), edgecolor="white", linewidth=0.3,
+                           facecolors=_color(kind), edgecolor="white",
+                           linewidth=0.3 if lane_ops[lane] <= EDGE_MAX_OPS_PER_LANE else 0.0,
                            label=kind if first else None)
             first = False
     ax.set_yticks(range(len(lanes)), [f"GPU {r} / {s}" for r, s in lanes], fontsize=8)

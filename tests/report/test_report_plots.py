@@ -9,6 +9,7 @@ import pytest
 import blackwell_sim as bs
 from blackwell_sim.report import results_frame, write_plots
 from blackwell_sim.report.plots import (
+    EDGE_MAX_OPS_PER_LANE,
     MAX_BARS,
     MAX_GANTT_RANKS,
     distinct_kernels,
@@ -110,6 +111,15 @@ def test_timeline_lanes_and_rank_limit(b200):
     assert len(ax.get_yticklabels()) == MAX_GANTT_RANKS
     assert ax.get_title() == f"timeline (ranks 0-{MAX_GANTT_RANKS - 1} of {MAX_GANTT_RANKS + 3})"
     assert ax.get_xlabel() == "time (us)"
+
+
+def test_crowded_lanes_drop_bar_separators(b200):
+    n = EDGE_MAX_OPS_PER_LANE + 1
+    rows = [{"name": f"a{i}", "op": "gemm", "start_s": i * 1e-6, "time_s": 1e-6} for i in range(n)]
+    rows += [{"name": f"b{i}", "op": "gemm", "rank": 1, "start_s": i * 1e-6, "time_s": 1e-6} for i in range(3)]
+    ax = plot_timeline(results_frame(rows), b200).axes[0]
+    widths = sorted((len(c.get_paths()), float(c.get_linewidths()[0])) for c in ax.collections)
+    assert widths == [(3, 0.3), (n, 0.0)]
 
 
 def test_achieved_vs_peak_bars_are_the_longest_tensor_ops(b200):
