@@ -143,9 +143,10 @@ def plot_roofline(frame: pd.DataFrame, config) -> Figure:
     return fig
 
 
-def _log_axes(ax) -> None:
-    """Decade ticks labelled as plain numbers (1000, not 10^3), no minor-tick labels."""
-    for axis in (ax.xaxis, ax.yaxis):
+def _log_axes(ax, x: bool = True) -> None:
+    """Ticks at 1, 2, 5 x 10^k labelled as plain numbers (1000, not 10^3), no minor-tick labels,
+    on both axes (or only y), so even a range of less than a decade is labelled."""
+    for axis in ((ax.xaxis, ax.yaxis) if x else (ax.yaxis,)):
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
@@ -346,8 +347,7 @@ def plot_speed_vs_accuracy(frame: pd.DataFrame, config=None) -> Figure:
                    s=22, color=f"C{i % 10}", label=f"{dtype or 'none'} ({int(sel.sum())})", zorder=3,
                    edgecolors="none")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    _log_axes(ax, x=False)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     ax.set_title("speed vs accuracy per op", fontsize=10)

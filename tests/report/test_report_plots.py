@@ -184,6 +184,16 @@ def test_speed_vs_accuracy_plots_each_executed_op_by_format(b200):
                                   "speed_vs_accuracy"]
 
 
+def test_log_axes_spanning_less_than_a_decade_still_have_labelled_ticks(b200):
+    f = frame().assign(sqnr_db=[20.0, 19.0, float("nan"), float("nan"), float("nan"), float("nan")])
+    fig = plot_speed_vs_accuracy(f, b200)                      # 4000-5000 TFLOPS: within one decade
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels() if t.get_text() and lo <= t.get_position()[1] <= hi]
+    assert shown and all(text.replace(".", "").isdigit() for text in shown)
+
+
 def test_every_axis_is_labelled_and_numeric_axes_carry_units(b200):
     f = frame(measured=True)
     figs = [plot_roofline(f, b200), plot_timeline(f, b200), plot_achieved_vs_peak(f, b200),
