@@ -188,3 +188,20 @@ def test_more_energy_per_flop_means_a_lower_sustained_clock(h100):
     fp16 = simulate_gemm(h100, 8192, 8192, 8192, "fp16")   # 11-bit mantissas: more pJ per FLOP
     assert h100.power.tensor_pj_per_flop["fp16"] > h100.power.tensor_pj_per_flop["bf16"]
     assert fp16.clock_mhz < bf16.clock_mhz and fp16.time_s > bf16.time_s
+
+
+@pytest.mark.parametrize("preset,dtype", [("b200", "nvfp4"), ("b200", "bf16"), ("h100-sxm", "bf16")])
+def test_power_limited_clock_is_a_fixed_point_within_the_limit(preset, dtype):
+    from blackwell_sim.engine.kernels.gemm import _activity, _simulate, make_problem
+    from blackwell_sim.engine.kernels.gemm_configs import candidates
+    from blackwell_sim.engine.power import power_w
+
+    gpu = load_config(preset)
+    r = simulate_gemm(gpu, 8192, 8192, 8192, dtype)
+    assert r.bound == "power"
+    p = make_problem(gpu, 8192, 8192, 8192, dtype)
+    cfg = next(c for c in candidates(gpu, p) if c.name == r.tile)
+    stats = _simulate(gpu, p, cfg, r.clock_mhz, "fast")
+    # the power of the activity simulated at the chosen clock fits the limit (to 1 MHz of clock)
+    assert power_w(gpu, _activity(p, stats, r.clock_mhz), r.clock_mhz) <= gpu.power.limit_w * 1.005
+    assert power_w(gpu, _activity(p, stats, r.clock_mhz), r.clock_mhz + 20) > gpu.power.limit_w
