@@ -21,6 +21,7 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: The notebooks of issue 9, in reading order. A notebook missing from disk fails the test.
 NOTEBOOKS = (
     "01_fp4_microscaling.ipynb",
+    "02_inside_one_sm.ipynb",
 )
 #: Notebooks that read the shared measurement set next to the repository (../shared/data).
 NEEDS_SHARED_DATA = {}
