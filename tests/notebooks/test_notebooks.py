@@ -22,6 +22,7 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = (
     "01_fp4_microscaling.ipynb",
     "02_inside_one_sm.ipynb",
+    "03_the_20_pflops_asterisk.ipynb",
 )
 #: Notebooks that read the shared measurement set next to the repository (../shared/data).
 NEEDS_SHARED_DATA = {}
