@@ -23,9 +23,10 @@ NOTEBOOKS = (
     "01_fp4_microscaling.ipynb",
     "02_inside_one_sm.ipynb",
     "03_the_20_pflops_asterisk.ipynb",
+    "04_sparsity_2_4.ipynb",
 )
 #: Notebooks that read the shared measurement set next to the repository (../shared/data).
-NEEDS_SHARED_DATA = {}
+NEEDS_SHARED_DATA = {"04_sparsity_2_4.ipynb": ("hopper/h100_sxm_calibration.jsonl",)}
 CELL_TIMEOUT_S = 240
 
 
