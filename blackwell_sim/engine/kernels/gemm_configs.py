@@ -27,7 +27,7 @@ SPLIT_K_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
 #: Hopper tile widths: wgmma takes any N that is a multiple of 8 up to 256 [PTX]; cuBLAS's nvjet
 #: kernels use such in-between widths to fit the tile grid to the SM count (our H100 profiles
 #: show 64x8, 64x16, 64x48, 128x232, 144x128, 192x192, 320x128: benchmarks/data kernels field).
-WGMMA_TILE_N = (8, 16, 32, 48, 64, 96, 128, 160, 192, 208, 232, 256)
+WGMMA_TILE_N = (8, 16, 32, 48, 64, 80, 96, 128, 160, 192, 208, 232, 256)
 #: fp32 accumulators live in registers on Hopper, at most 255 per thread [PTX]; what is left holds
 #: addresses and fragments. Per-thread accumulator limits (estimates bounded by our H100 profiles:
 #: the largest cooperative tiles seen are 320x128 and 256x128/192x192 (160 and 144 registers per

@@ -31,9 +31,10 @@ from blackwell_sim.engine.tmem import TMEM
 
 ACCUMULATOR_BITS = 32  # fp32 partial sums (split-K workspace)
 L2_SEGMENT_KBLOCKS = 16  # cache-model granularity along K: k-blocks per panel segment
-#: Long K loops are cut into about this many cache segments per unit (bigger segments, as long as
-#: the running units' segments fit in L2 together), so that the event count stays bounded.
-MAX_SEGMENTS_PER_UNIT = 4
+#: A simulation with more segment events than this uses bigger segments (down to this many per
+#: unit, as long as the running units' segments fit in L2 together), bounding its cost.
+SEGMENT_EVENT_BUDGET = 20_000
+MIN_SEGMENTS_PER_UNIT = 4
 
 
 @dataclass
@@ -106,10 +107,15 @@ class GemmSimulation:
         eb_a = p.operand_bytes_per_element("a") * p.a_bytes_factor
         eb_b = p.operand_bytes_per_element("b") * p.b_bytes_factor
         kblocks_total = max(1, math.ceil(k_len / cfg.tile_k))
-        # bigger segments for long K, as long as one segment per running unit still fits in L2
-        fit = self.l2.cache.capacity_bytes / max(1, self.stats.workers) / ((rows * eb_a + cols * eb_b) * cfg.tile_k)
-        seg_kblocks = min(math.ceil(kblocks_total / MAX_SEGMENTS_PER_UNIT), int(fit))
-        seg_k = max(L2_SEGMENT_KBLOCKS, seg_kblocks) * cfg.tile_k
+        seg_kblocks = L2_SEGMENT_KBLOCKS
+        segments_per_unit = SEGMENT_EVENT_BUDGET // max(1, len(self.order))
+        if math.ceil(kblocks_total / L2_SEGMENT_KBLOCKS) > segments_per_unit:
+            # too many events: bigger segments, as long as the running units' segments fit in L2
+            fit = self.l2.cache.capacity_bytes / max(1, self.stats.workers) / (
+                (rows * eb_a + cols * eb_b) * cfg.tile_k)
+            wanted = math.ceil(kblocks_total / max(MIN_SEGMENTS_PER_UNIT, segments_per_unit))
+            seg_kblocks = max(L2_SEGMENT_KBLOCKS, min(wanted, int(fit)))
+        seg_k = seg_kblocks * cfg.tile_k
         for seg in range(max(1, math.ceil(k_len / seg_k))):
             kk = min(seg_k, k_len - seg * seg_k)
             a_bytes, b_bytes = rows * kk * eb_a, cols * kk * eb_b
@@ -196,7 +202,6 @@ class GemmSimulation:
         empty = simpy.Container(env, capacity=self.cfg.stages, init=self.cfg.stages)
         full = simpy.Container(env, capacity=self.cfg.stages, init=0)
         n = max(1, math.ceil(k_len / self.cfg.tile_k))
-        pipe = {"free_at": env.now}
 
         def deliver(at):
             yield env.timeout(at - env.now)
@@ -204,16 +209,16 @@ class GemmSimulation:
 
         def producer():
             # Segments are looked up in the L2 cache as the producer reaches them, as in fast mode.
+            # A unit's TMA loads move one after another; each is priced at the link shares of the
+            # moment it starts (not when it was queued), and lands ``latency`` after it has moved.
             for kblocks, l2_bytes, hbm_bytes in self._segments(unit, rows, cols, k_len):
                 latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
                 self._join(hbm_bytes)
                 for _ in range(kblocks):
                     yield empty.get(1)
-                    t = self._transfer_s(l2_bytes / kblocks, hbm_bytes / kblocks)
-                    start = max(env.now, pipe["free_at"])
-                    pipe["free_at"] = start + t
-                    env.process(deliver(pipe["free_at"] + latency))
-                    st.events += 2
+                    yield env.timeout(self._transfer_s(l2_bytes / kblocks, hbm_bytes / kblocks))
+                    env.process(deliver(env.now + latency))
+                    st.events += 3
                 self._leave(hbm_bytes)
 
         def consumer():

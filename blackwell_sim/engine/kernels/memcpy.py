@@ -56,13 +56,14 @@ def simulate_memory_kernel(gpu: GPUConfig, read_bytes: float, write_bytes: float
     env.run(simpy.AllOf(env, procs))
     launch_s = gpu.launch.overhead_us * 1e-6
     time_s = launch_s + env.now
-    gbps = total / time_s / 1e9
+    hbm_bytes = total - absorbed               # what reaches HBM while the kernel runs
+    gbps = hbm_bytes / time_s / 1e9
     peak = gpu.hbm.bandwidth_gbps
     return KernelResult(
         kernel=name, time_s=time_s, cycles=time_s * clock_hz, clock_mhz=clock_hz / 1e6, flops=flops,
         tflops=flops / time_s / 1e12, peak_tflops=0.0, percent_of_peak=100 * gbps / peak,
         bound="launch" if launch_s > env.now else "hbm", tile="grid-stride",
-        bytes={"hbm": total, "l2": total}, bandwidth_gbps={"hbm": gbps},
+        bytes={"hbm": hbm_bytes, "l2": total}, bandwidth_gbps={"hbm": gbps, "effective": total / time_s / 1e9},
         utilization={"hbm": gbps / peak},
         efficiency={"hbm_sustainable": hbm.bytes_per_s / (peak * 1e9),
                     "launch_and_latency": hbm.bytes_moved / hbm.bytes_per_s / time_s},
