@@ -90,10 +90,21 @@ EXTRA = [(4, 32, 8, 2048, 2048, 128, True), (2, 32, 4, 4096, 4096, 128, False),
          (16, 32, 8, 1, 4096, 128, False), (64, 32, 8, 1, 2048, 128, False), (4, 32, 8, 1, 32768, 128, False),
          (8, 32, 32, 1, 8192, 128, False), (8, 16, 16, 128, 128, 64, False), (1, 32, 32, 512, 512, 128, True)]
 
+# MEASURE_SET=heldout: shapes that are in neither list above (prefill with and without GQA, long
+# sequences, chunked prefill, decode), flash and cudnn only, written to h100_sxm_attention_heldout.jsonl
+HELDOUT = [(8, 16, 16, 2048, 2048, 64, False), (16, 16, 16, 1024, 1024, 128, True), (2, 24, 24, 8192, 8192, 128, True),
+           (1, 64, 8, 8192, 8192, 128, True), (4, 32, 8, 4096, 4096, 128, False), (2, 32, 32, 4096, 4096, 64, False),
+           (1, 16, 16, 16384, 16384, 128, False), (4, 16, 16, 2048, 2048, 256, False), (8, 8, 8, 1024, 1024, 256, True),
+           (4, 32, 8, 512, 4096, 128, False), (32, 32, 8, 1, 1024, 128, False), (1, 64, 8, 1, 131072, 128, False),
+           (128, 32, 8, 1, 512, 128, False), (16, 32, 32, 1, 2048, 64, False), (1, 32, 32, 2048, 2048, 128, True)]
+HELD = os.environ.get("MEASURE_SET") == "heldout"
+if HELD:
+    BACKENDS.pop("efficient")
+
 emit(kind="env", name=props.name, sms=props.multi_processor_count, torch=torch.__version__,
      cuda=torch.version.cuda, smi=smi())
 
-cases = [(b, h, h, s, s, d, c) for (b, h, s, d, c) in CAL] + EXTRA
+cases = HELDOUT if HELD else [(b, h, h, s, s, d, c) for (b, h, s, d, c) in CAL] + EXTRA
 t_start = time.time()
 for (b, h, hkv, s, skv, d, causal) in cases:
     for name, backend in BACKENDS.items():
@@ -133,7 +144,7 @@ for (b, h, hkv, s, skv, d, causal) in cases:
         torch.cuda.empty_cache()
 
 emit(kind="env_after", smi=smi(), elapsed_s=time.time() - t_start)
-with open(os.path.join(OUT, "h100_sxm_attention.jsonl"), "w") as fh:
+with open(os.path.join(OUT, "h100_sxm_attention_heldout.jsonl" if HELD else "h100_sxm_attention.jsonl"), "w") as fh:
     for r in rows:
         fh.write(json.dumps(r) + "\n")
 print("DONE", len(rows))

@@ -31,6 +31,13 @@ HOST_DISPATCH_US = {
     "scaled_mm": 20.2,     # torch._scaled_mm fp8 (n=10)
     "copy": 8.2,           # Tensor.copy_ (n=10)
     "elementwise": 8.6,    # y = 2*x, a + b (n=6)
+    # F.scaled_dot_product_attention per SDPA backend, forward / forward + backward through autograd:
+    # the calibration file's medians minus the profiled GPU time of the same calls' kernels
+    # (benchmarks/data/h100_sxm_attention.jsonl), rows under 0.5 / 1.5 ms (engine/kernels/attention_validate.py)
+    "sdpa_flash_fwd": 16.8,
+    "sdpa_cudnn_fwd": 20.5,
+    "sdpa_flash_fwdbwd": 51.7,
+    "sdpa_cudnn_fwdbwd": 56.5,
 }
 
 

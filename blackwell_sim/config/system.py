@@ -30,7 +30,12 @@ class SwitchConfig:
 
 # NCCL's latency model (NVIDIA/nccl src/graph/tuning.cc, ncclTopoTuneModel, NVLink rows of baseLat
 # and hwLat): a ring costs base + steps x per-step latency, a tree base + 2 x hops x per-hop latency.
-_NCCL = "NCCL src/graph/tuning.cc (baseLat / hwLat, NVLink)"
+# Values of NCCL 2.2x (ring LL 6.6 + 0.6/step, LL128 14.0 + 1.9, Simple 8.4 + 3.4; tree LL 6.8 +
+# 0.6, LL128 14.0 + 1.25, Simple 8.4 + 4.0 per hop), the version we measured: NCCL 2.28.9 printed
+# exactly these sums in its latency table on our 4x H200 (benchmarks/data/
+# h200x4_nccl_tuning_2026-11-26.log, e.g. ring all-reduce 10.2 / 25.4 / 28.8 us at 4 ranks, 7.8 /
+# 17.8 / 15.2 at 2). Exception: Simple's ring base, 14.4 us (ours, see SIMPLE below).
+_NCCL = "NCCL 2.28 src/graph/tuning.cc (baseLat / hwLat, NVLink)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,8 +51,8 @@ class ProtocolConfig:
     channel_efficiency: float = spec(
         "fraction of a channel's Simple load/store throughput this protocol's CTA reaches besides "
         "the flag bytes (receivers poll a flag per 8-byte word (LL) or 128-byte line (LL128)). LL "
-        "0.5: NCCL's tuner runs ring LL all-reduce at 1/4 of Simple, half of it the data fraction "
-        f"[{_NCCL}]; LL128 0.83: the 4-64 MiB CUDA-graph rows of benchmarks/data/"
+        "0.68: the 64 MiB-1 GiB ring all-reduce plateau with NCCL_PROTO=LL on our 4x H200 "
+        "(benchmarks/data/h200x4_nccl_algo_2026-11-26.jsonl; NCCL's tuner assumes 0.5); LL128 0.83: the 4-64 MiB CUDA-graph rows of benchmarks/data/"
         "h200x2_nccl_2026-11-26.jsonl (our measurement)", gt=0, le=1)
     slice_bytes: int = spec(
         "bytes a receiver waits for before it consumes (one flag per slice): a ring step's pipeline "
@@ -56,14 +61,16 @@ class ProtocolConfig:
         ge=0)
 
 
-LL = ProtocolConfig(data_fraction=0.5, ring_base_latency_us=3.6, ring_step_latency_us=0.47,
-                    tree_base_latency_us=4.4, tree_step_latency_us=0.52, channel_efficiency=0.5,
+# SIMPLE ring_base_latency_us 14.4 (NCCL's table: 8.4): the forced-Simple (NCCL_PROTO=Simple) ring
+# all-reduce of 1-8 KiB on our 4x H200 took 36.5 us in CUDA graphs, = launch 1.7 + base + 6 x 3.4.
+LL = ProtocolConfig(data_fraction=0.5, ring_base_latency_us=6.6, ring_step_latency_us=0.6,
+                    tree_base_latency_us=6.8, tree_step_latency_us=0.6, channel_efficiency=0.68,
                     slice_bytes=0)
-LL128 = ProtocolConfig(data_fraction=120 / 128, ring_base_latency_us=10.0, ring_step_latency_us=1.9,
-                       tree_base_latency_us=4.4, tree_step_latency_us=1.2, channel_efficiency=0.83,
+LL128 = ProtocolConfig(data_fraction=120 / 128, ring_base_latency_us=14.0, ring_step_latency_us=1.9,
+                       tree_base_latency_us=14.0, tree_step_latency_us=1.25, channel_efficiency=0.83,
                        slice_bytes=0)
-SIMPLE = ProtocolConfig(data_fraction=1.0, ring_base_latency_us=8.4, ring_step_latency_us=3.4,
-                        tree_base_latency_us=0.0, tree_step_latency_us=28.0, channel_efficiency=1.0,
+SIMPLE = ProtocolConfig(data_fraction=1.0, ring_base_latency_us=14.4, ring_step_latency_us=3.4,
+                        tree_base_latency_us=8.4, tree_step_latency_us=4.0, channel_efficiency=1.0,
                         slice_bytes=1 << 20)
 
 
@@ -88,10 +95,12 @@ class CollectiveConfig:
         "host time after the kernel is queued until the call returns (the GPU runs meanwhile); "
         "see host_issue_us", unit="us", ge=0, default=21.5)
     launch_overhead_us: float = spec(
-        "GPU-side start of a collective kernel (launch, NCCL kernel prologue), paid even inside "
-        "a CUDA graph. 3.5 us: CUDA-graph floor of 2-GPU NCCL calls (~8 us) minus NCCL's LL "
-        "ring latency (our measurement, benchmarks/data/h200x2_nccl_2026-11-26.jsonl)",
-        unit="us", ge=0, default=3.5)
+        "GPU-side start of a collective kernel beyond NCCL's base latency, paid even inside a "
+        "CUDA graph; a property of the machine. 0.3 us: CUDA-graph floors of 2-GPU NCCL calls on "
+        "the 2x H200 NV18 machine (AR 8.0, AG 7.3, RS 7.65 us; benchmarks/data/"
+        "h200x2_nccl_2026-11-26.jsonl) minus NCCL's LL ring latency (7.8 / 7.2 / 7.2 us). The 4x "
+        "H200 NVSwitch machine needs 1.7 (configs/hgx-h200-4.yaml)",
+        unit="us", ge=0, default=0.3)
     channels: int = spec("NCCL channels (one CTA on one SM each) of a ring / tree / direct "
                          "collective (NCCL on NVLink Hopper: 24 rings; estimate from NCCL logs)",
                          ge=1, le=128, default=24)
@@ -111,7 +120,8 @@ class CollectiveConfig:
         gt=0, le=1, default=0.83)
     nvls_latency_us: float = spec("latency of an NVLS all-reduce beyond the kernel launch: a 2-GPU "
                                   "NVLS all-reduce in CUDA graphs takes ~6 us (NVIDIA/nccl issue "
-                                  "1259), minus launch_overhead_us", unit="us", ge=0, default=2.5)
+                                  "1259), minus the default launch_overhead_us 0.3", unit="us", ge=0,
+                                  default=5.7)
     chunk_bytes: int = spec("bytes per rank and channel moved per pipeline event (NCCL Simple "
                             "chunk: 4 MiB buffer / 8 steps x 4 steps per chunk = 2 MiB); events "
                             "per collective = per-rank bytes / (channels x chunk), at least one",

@@ -46,6 +46,10 @@ class TensorCoreConfig:
     sparse_flops_per_clock: Mapping[str, int] = spec(
         "2:4-sparse FLOP per clock per SM (dense-equivalent) where it is not 2x dense", ge=1,
         default={})
+    legacy_mma_flops_per_clock: Mapping[str, float] = spec(
+        "per-SM FLOP per clock of Ampere-style warp-level mma.sync (register operands), which "
+        "FlashAttention-2 and the memory-efficient attention kernels issue; a missing class runs "
+        "at the dense rate", gt=0, default={})
     mma_m: tuple[int, ...] = spec("M extents one SM's MMA instruction supports", ge=1)
     pair_mma_m: tuple[int, ...] = spec("M extents of a 2-SM (cta_group::2) MMA; empty when the "
                                        "GPU has no paired MMA", ge=1, default=())

@@ -43,11 +43,12 @@ def test_validate_on_a_small_file(cli, tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     data = cli("validate", str(path), "--config", "h100-sxm", "--json").json()
-    assert {r["kind"] for r in data["rows"]} == {"gemm", "copy"}
+    assert {r["kind"] for r in data["rows"]} == {"gemm", "copy", "attention"}
+    assert {r["quantity"] for r in data["rows"] if r["kind"] == "attention"} == {"fwd_median_s", "fwdbwd_median_s"}
     gemm = next(r for r in data["rows"] if r["kind"] == "gemm")
     assert gemm["quantity"] == "median_s" and gemm["error"] == pytest.approx(gemm["predicted_s"] / 2.0e-4 - 1)
     reasons = {s["kind"]: s["reason"] for s in data["skipped"]}
-    assert set(reasons) == {"env", "attention", "mystery"} and "unknown kind" in reasons["mystery"]
+    assert set(reasons) == {"env", "mystery"} and "unknown kind" in reasons["mystery"]
     assert any(s["kind"] == "gemm" and s["dtype"] == "bf16" and s["count"] == 1 for s in data["summary"])
     text = cli("validate", str(path), "--config", "h100-sxm").stdout
     assert "MAPE" in text and "skipped" in text

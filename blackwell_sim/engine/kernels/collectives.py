@@ -22,7 +22,7 @@ How one collective's time comes about (each term a named mechanism and parameter
   (``CollectiveResult.kernel_s`` is the GPU time alone).
 - Kernel = ``launch_overhead_us`` (the kernel's start on the GPU) + protocol latency + transfer.
 - Protocol latency: NCCL's model, ``base + steps x per-step`` for a ring (steps: 2(w-1) for
-  all-reduce, w-1 for all-gather / reduce-scatter / broadcast, 1 for direct) and for the tree
+  all-reduce, w-1 for all-gather / reduce-scatter / broadcast, w-1 rounds for all-to-all, 1 for send/recv) and for the tree
   (inside one NVLink domain NCCL's tree is a chain of 2(w-1) hops), ``nvls_latency_us`` for NVLS
   (values: NCCL src/graph/tuning.cc); plus the Simple protocol's pipeline fill and drain, two
   slices (``slice_bytes``, smaller when a channel's share of a step is) at the channel's rate.
@@ -59,6 +59,9 @@ OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", 
 ALGOS = {"all_reduce": ("ring", "tree", "nvls"), "all_gather": ("ring",), "reduce_scatter": ("ring",),
          "all_to_all": ("direct",), "broadcast": ("ring",), "send_recv": ("direct",)}
 PROTOCOLS = ("ll", "ll128", "simple")
+# NCCL's point-to-point path (send/recv, and all-to-all built from it) has no LL128: LL for small
+# messages (below NCCL_P2P_LL_THRESHOLD), Simple otherwise (NCCL docs, environment variables).
+P2P_PROTOCOLS = ("ll", "simple")
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "fp64": 8, "int32": 4, "int8": 1}
 BUSBW_FACTOR = {"all_reduce": lambda w: 2 * (w - 1) / w, "all_gather": lambda w: (w - 1) / w,
                 "reduce_scatter": lambda w: (w - 1) / w, "all_to_all": lambda w: (w - 1) / w,
@@ -171,7 +174,9 @@ def _shape(op: str, algo: str, w: int, s: float) -> tuple[np.ndarray, np.ndarray
     All-gather: copy-send (3), w-2 recv-copy-send (3), recv (2): (3w-1) S/w; reduce-scatter the
     same by symmetry. Point-to-point (all-to-all, send/recv) over NVLink reads the peer's buffer
     directly (NCCL's P2P read mode): the receiver loads and stores each byte once, the sender
-    only posts it; all-to-all adds the local block's copy: (2(w-1) + 2) S/w.
+    only posts it; all-to-all adds the local block's copy: (2(w-1) + 2) S/w. All-to-all takes
+    w-1 latency steps: NCCL schedules a rank's peers in w-1 rounds (round r: send to rank + r,
+    receive from rank - r; NCCL src/enqueue.cc p2p schedule), each round a protocol step.
     """
     ones = np.ones(w)
     if op == "all_reduce" and algo == "ring":
@@ -185,7 +190,7 @@ def _shape(op: str, algo: str, w: int, s: float) -> tuple[np.ndarray, np.ndarray
         return d * ones, d * ones, (3 * w - 1) / w * s * ones, w - 1
     if op == "all_to_all":
         d = (w - 1) / w * s
-        return d * ones, d * ones, 2 * s * ones, 1
+        return d * ones, d * ones, 2 * s * ones, w - 1
     if op == "broadcast":
         sent, recv, sm = s * ones, s * ones, 3 * s * ones
         sent[-1] = recv[0] = 0.0
@@ -207,7 +212,7 @@ def _available(system: SystemConfig, op: str, fabric_nvls: bool, requested: str 
             if fabric_nvls and coll.nvls_enabled:
                 out.append(("nvls", "simple"))
             continue
-        out.extend((algo, p) for p in PROTOCOLS)
+        out.extend((algo, p) for p in (P2P_PROTOCOLS if algo == "direct" else PROTOCOLS))
     return out
 
 
@@ -337,7 +342,46 @@ def simulate_collective(system, op: str, bytes_: int, ranks=None, algo: str | No
 
 # ---- validate plugin: NCCL measurement rows (kinds all_reduce, all_gather, reduce_scatter,
 # all_to_all; fields bytes, world, median_s: one call timed alone; optional graph_s: the call
-# replayed from a CUDA graph, compared with the kernel time alone)
+# replayed from a CUDA graph, compared with the kernel time alone; optional ranks: the GPUs of the
+# group (default 0..world-1); optional concurrent: rank lists of groups running the same call at
+# once, the slowest group's time compared; optional nccl_algo / nccl_proto: the NCCL_ALGO /
+# NCCL_PROTO the row was forced to, which the prediction then uses too)
+
+NCCL_ALGO_NAMES = {"ring": "ring", "tree": "tree", "nvls": "nvls"}
+NCCL_PROTO_NAMES = {"ll": "ll", "ll128": "ll128", "simple": "simple"}
+
+
+def _row_groups(config: SystemConfig, kind: str, row: dict, world: int) -> list[tuple[int, ...]]:
+    where = f"line {row['_line']}"
+    groups = row.get("concurrent")
+    if groups is None:
+        groups = [row.get("ranks", list(range(world)))]
+    if not isinstance(groups, list) or not groups:
+        raise BlackwellSimError(f"{where}: field 'concurrent' must be a list of rank lists, got {groups!r}")
+    out = []
+    for g in groups:
+        if not isinstance(g, list) or len(g) != world:
+            raise BlackwellSimError(f"{where}: each group of ranks must be a list of {world} (world) GPU "
+                                    f"indices, got {g!r}")
+        try:
+            out.append(check_ranks(config, kind, g))
+        except BlackwellSimError as exc:
+            raise BlackwellSimError(f"{where}: {exc}") from None
+    used = [r for g in out for r in g]
+    if len(set(used)) != len(used):
+        raise BlackwellSimError(f"{where}: concurrent groups {groups!r} share GPUs")
+    return out
+
+
+def _row_choice(row: dict, field: str, names: dict) -> str | None:
+    value = row.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.lower() not in names:
+        raise BlackwellSimError(f"line {row['_line']}: field '{field}' must be one of "
+                                f"{', '.join(sorted(names))} (any case), got {value!r}")
+    return names[value.lower()]
+
 
 def _validator(kind: str):
     def predict(config, row: dict):
@@ -356,16 +400,34 @@ def _validator(kind: str):
         if world != fields["world"] or world > config.gpu_count:
             raise BlackwellSimError(f"line {row['_line']}: world {fields['world']!r} must be a whole "
                                     f"number <= {config.gpu_count} GPUs of '{config.name}'")
-        r = simulate_collective(config, kind, int(fields["bytes"]), ranks=range(world),
-                                dtype=row.get("dtype", "bf16"))
-        out = [("median_s", fields["median_s"], r.time_s, r)]
+        groups = _row_groups(config, kind, row, world)
+        algo = _row_choice(row, "nccl_algo", NCCL_ALGO_NAMES)
+        protocol = _row_choice(row, "nccl_proto", NCCL_PROTO_NAMES)
+        try:
+            if len(groups) == 1:
+                r = simulate_collective(config, kind, int(fields["bytes"]), ranks=groups[0], algo=algo,
+                                        protocol=protocol, dtype=row.get("dtype", "bf16"))
+                time_s, kernel_s = r.time_s, r.kernel_s
+            else:  # groups at once on the shared fabric: the slowest group, as the rows record it
+                from blackwell_sim.engine.system_run import System
+
+                sim = System(config)
+                procs = [sim.collective(kind, int(fields["bytes"]), ranks=g, algo=algo, protocol=protocol,
+                                        dtype=row.get("dtype", "bf16")) for g in groups]
+                sim.run()
+                results = [p.value for p in procs]
+                r = max(results, key=lambda x: x.time_s)
+                time_s, kernel_s = r.time_s, max(x.kernel_s for x in results)
+        except BlackwellSimError as exc:
+            raise BlackwellSimError(f"line {row['_line']}: {exc}") from None
+        out = [("median_s", fields["median_s"], time_s, r)]
         graph = row.get("graph_s")
         if graph is not None:  # the same call replayed from a CUDA graph: GPU time only
             if isinstance(graph, bool) or not isinstance(graph, (int, float)) or not graph > 0 \
                     or not math.isfinite(graph):
                 raise BlackwellSimError(f"line {row['_line']}: field 'graph_s' must be a positive "
                                         f"number, got {graph!r}")
-            out.append(("graph_s", graph, r.kernel_s, r))
+            out.append(("graph_s", graph, kernel_s, r))
         return out
     return predict
 
