@@ -1,0 +1,1 @@
+"""Bundled example traces, installed as the package ``blackwell_sim.traces``."""
