@@ -26,6 +26,7 @@ NOTEBOOKS = (
     "04_sparsity_2_4.ipynb",
     "05_the_rack_is_the_gpu.ipynb",
     "06_trace_replay.ipynb",
+    "07_what_if_sweep.ipynb",
 )
 #: Notebooks that read the shared measurement set next to the repository (../shared/data).
 NEEDS_SHARED_DATA = {"04_sparsity_2_4.ipynb": ("hopper/h100_sxm_calibration.jsonl",)}
