@@ -22,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sparse", action="store_true", help="A is 2:4 structured sparse")
     p.add_argument("--fidelity", choices=("fast", "detailed"), default="fast")
     p.add_argument("--tile", help="force a tile, e.g. 128x256 (default: the heuristic's pick)")
+    p.add_argument("--functional", choices=("sample", "full"),
+                   help="also execute the GEMM numerically in its format (blackwell_sim.numerics) and "
+                        "report its error against fp32: 'sample' computes a few output tiles exactly, "
+                        "'full' the whole product")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random N(0,1) operands (default 0)")
+    p.add_argument("--a", metavar="A.npy", help="operand A [m, k] (or [batch, m, k]) instead of random values")
+    p.add_argument("--b", metavar="B.npy", help="operand B [k, n] (or [batch, k, n]) instead of random values")
     p.set_defaults(handler=run_gemm)
 
     c = sub.add_parser("memcpy", help="simulate a device-to-device copy",
@@ -47,7 +54,37 @@ def run_gemm(args: argparse.Namespace) -> dict:
                       fidelity=args.fidelity, tile=args.tile)
     data = r.to_dict()
     data["details"].pop("timeline", None)
-    return {"json": data, "text": _text(r)}
+    text = _text(r)
+    if args.functional or args.a or args.b:
+        data["functional"] = _functional(args)
+        f = data["functional"]
+        text += (f"\nfunctional ({f['mode']}, {'operand files' if f['operands'] else f'seed {args.seed}'}): "
+                 f"SQNR {f['sqnr_db']:.2f} dB, relative error {f['rel_error']:.3e} vs fp32, "
+                 f"{f['functional_s']:.2f} s")
+    return {"json": data, "text": text}
+
+
+def _functional(args: argparse.Namespace) -> dict:
+    """The numerical result of the same GEMM (trace.functional: the replay's functional path)."""
+    from pathlib import Path
+
+    from blackwell_sim.errors import BlackwellSimError
+    from blackwell_sim.trace.functional import run_functional
+    from blackwell_sim.trace.ops import parse_op
+
+    if args.sparse:
+        raise BlackwellSimError("gemm: --functional does not run 2:4-sparse operands; drop --sparse")
+    if bool(args.a) != bool(args.b):
+        raise BlackwellSimError("gemm: give both --a and --b operand files, or neither")
+    raw = {"op": "gemm", "name": "gemm", "m": args.m, "n": args.n, "k": args.k, "batch": args.batch,
+           "dtype": args.dtype}
+    if args.a:
+        raw["operands"] = {"a": str(Path(args.a).resolve()), "b": str(Path(args.b).resolve())}
+    op = parse_op(raw, 0, "gemm")
+    mode = args.functional or "full"
+    sqnr, rel, seconds = run_functional(op, mode, args.seed, None, "gemm")
+    return {"mode": mode, "seed": args.seed, "operands": bool(args.a), "sqnr_db": sqnr,
+            "rel_error": rel, "functional_s": seconds}
 
 
 def run_memcpy(args: argparse.Namespace) -> dict:

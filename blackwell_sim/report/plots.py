@@ -33,6 +33,8 @@ from blackwell_sim.report.frame import validate_frame
 from blackwell_sim.report.output import write_atomic
 
 MAX_GANTT_RANKS = 8   #: ranks drawn in the timeline (a 64-GPU run would be unreadable)
+EDGE_MAX_OPS_PER_LANE = 200  #: above this many ops a lane's bars lose their white separators,
+                             #: which would otherwise wash the thin bars of a whole-model run out
 MAX_BARS = 30         #: ops shown in the achieved-vs-peak chart (the longest ones)
 MAX_PANELS = 6        #: formats shown in the roofline figure (the ones with most FLOP)
 NO_TENSOR = "none"    #: roofline panel of ops with FLOP but no tensor peak (elementwise, ...)
@@ -141,9 +143,10 @@ def plot_roofline(frame: pd.DataFrame, config) -> Figure:
     return fig
 
 
-def _log_axes(ax) -> None:
-    """Decade ticks labelled as plain numbers (1000, not 10^3), no minor-tick labels."""
-    for axis in (ax.xaxis, ax.yaxis):
+def _log_axes(ax, x: bool = True) -> None:
+    """Ticks at 1, 2, 5 x 10^k labelled as plain numbers (1000, not 10^3), no minor-tick labels,
+    on both axes (or only y), so even a range of less than a decade is labelled."""
+    for axis in ((ax.xaxis, ax.yaxis) if x else (ax.yaxis,)):
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
@@ -176,6 +179,7 @@ def plot_timeline(frame: pd.DataFrame, config=None) -> Figure:
     start = rows["start_s"].to_numpy(dtype=float) * scale
     width = rows["time_s"].to_numpy(dtype=float) * scale
     kinds = rows["op"].to_numpy(dtype=str)
+    lane_ops = np.bincount(lane_idx, minlength=len(lanes))
     for kind in sorted(set(kinds)):
         first = True
         for lane in range(len(lanes)):
@@ -183,7 +187,8 @@ def plot_timeline(frame: pd.DataFrame, config=None) -> Figure:
             if not sel.any():
                 continue
             ax.broken_barh(np.column_stack([start[sel], width[sel]]), (lane - 0.4, 0.8),
-                           facecolors=_color(kind), edgecolor="white", linewidth=0.3,
+                           facecolors=_color(kind), edgecolor="white",
+                           linewidth=0.3 if lane_ops[lane] <= EDGE_MAX_OPS_PER_LANE else 0.0,
                            label=kind if first else None)
             first = False
     ax.set_yticks(range(len(lanes)), [f"GPU {r} / {s}" for r, s in lanes], fontsize=8)
@@ -342,8 +347,7 @@ def plot_speed_vs_accuracy(frame: pd.DataFrame, config=None) -> Figure:
                    s=22, color=f"C{i % 10}", label=f"{dtype or 'none'} ({int(sel.sum())})", zorder=3,
                    edgecolors="none")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    _log_axes(ax, x=False)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     ax.set_title("speed vs accuracy per op", fontsize=10)

@@ -107,8 +107,8 @@ def executor(workers: int, scheduler: str | None = None, connect_timeout_s: floa
 @dataclass
 class Progress:
     """Counts of a sweep (points done / failed / remaining) and an ETA from this run's pace (points
-    kept by ``--resume`` do not count towards it). With a ``stream`` (stderr on a terminal), each
-    change redraws one status line there: a bar, the counts and the ETA."""
+    kept by ``--resume`` do not count towards it). With a ``stream`` (stderr on a terminal), a tqdm
+    bar there shows the points finished and the counts as its postfix."""
 
     total: int
     done: int = 0
@@ -116,7 +116,7 @@ class Progress:
     resumed: int = 0
     started_s: float = 0.0
     stream: object = None
-    width: int = 24
+    bar: object = None
 
     @property
     def remaining(self) -> int:
@@ -133,15 +133,16 @@ class Progress:
         return (f"done {self.done}, failed {self.failed}, remaining {self.remaining}, ETA "
                 + ("?" if eta is None else f"{eta:.0f} s"))
 
-    def line(self, now_s: float) -> str:
-        filled = (self.done + self.failed) * self.width // max(self.total, 1)
-        return (f"sweep {self.done + self.failed}/{self.total} |{'#' * filled}{'.' * (self.width - filled)}| "
-                + self.text(now_s))
-
     def draw(self) -> None:
-        if self.stream is not None:
-            self.stream.write("\r" + self.line(time.perf_counter()) + "\x1b[K")
-            self.stream.flush()
+        if self.stream is None:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=self.done + self.failed, file=self.stream,
+                            desc="sweep", unit="point", dynamic_ncols=True)
+        self.bar.n = self.done + self.failed
+        self.bar.set_postfix_str(self.text(time.perf_counter()))
 
     def add(self, status: str) -> None:
         if status == "ok":
@@ -151,10 +152,9 @@ class Progress:
         self.draw()
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.stream = None
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = self.stream = None
 
 
 @dataclass

@@ -73,3 +73,27 @@ def test_validate_bad_json_line_names_file_and_line(cli_subprocess, tmp_path):
     path.write_text('{"kind": "copy", "mib": 8, "median_s": 1e-5}\n{not json}\n')
     result = cli_subprocess("validate", str(path))
     assert result.returncode == 2 and f"{path}:2: invalid JSON" in result.stderr
+
+
+def test_gemm_attaches_the_functional_result_of_its_format(cli):
+    args = ("gemm", "-c", "b200", "--m", "256", "--n", "256", "--k", "512", "--functional", "full", "--json")
+    nvfp4 = cli(*args, "--dtype", "nvfp4").json()["functional"]
+    mxfp8 = cli(*args, "--dtype", "mxfp8").json()["functional"]
+    assert nvfp4["mode"] == "full" and not nvfp4["operands"]
+    assert 10 < nvfp4["sqnr_db"] < mxfp8["sqnr_db"]   # 4-bit elements lose more than 8-bit ones
+    again = cli(*args, "--dtype", "nvfp4").json()["functional"]
+    assert again["sqnr_db"] == nvfp4["sqnr_db"]       # seeded operands: same result
+
+
+def test_gemm_functional_on_operand_files(cli, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "a.npy", rng.standard_normal((64, 128)).astype(np.float32))
+    np.save(tmp_path / "b.npy", rng.standard_normal((128, 32)).astype(np.float32))
+    base = ("gemm", "-c", "b200", "--dtype", "bf16", "--a", str(tmp_path / "a.npy"), "--b", str(tmp_path / "b.npy"))
+    ok = cli(*base, "--m", "64", "--n", "32", "--k", "128", "--json").json()["functional"]
+    assert ok["operands"] and ok["sqnr_db"] > 40              # bf16 rounding only
+    bad = cli(*base, "--m", "64", "--n", "32", "--k", "127")
+    assert bad.returncode == 2 and "has shape (64, 128), the op needs (64, 127)" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

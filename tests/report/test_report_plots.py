@@ -9,6 +9,7 @@ import pytest
 import blackwell_sim as bs
 from blackwell_sim.report import results_frame, write_plots
 from blackwell_sim.report.plots import (
+    EDGE_MAX_OPS_PER_LANE,
     MAX_BARS,
     MAX_GANTT_RANKS,
     distinct_kernels,
@@ -112,6 +113,15 @@ def test_timeline_lanes_and_rank_limit(b200):
     assert ax.get_xlabel() == "time (us)"
 
 
+def test_crowded_lanes_drop_bar_separators(b200):
+    n = EDGE_MAX_OPS_PER_LANE + 1
+    rows = [{"name": f"a{i}", "op": "gemm", "start_s": i * 1e-6, "time_s": 1e-6} for i in range(n)]
+    rows += [{"name": f"b{i}", "op": "gemm", "rank": 1, "start_s": i * 1e-6, "time_s": 1e-6} for i in range(3)]
+    ax = plot_timeline(results_frame(rows), b200).axes[0]
+    widths = sorted((len(c.get_paths()), float(c.get_linewidths()[0])) for c in ax.collections)
+    assert widths == [(3, 0.3), (n, 0.0)]
+
+
 def test_achieved_vs_peak_bars_are_the_longest_tensor_ops(b200):
     ax = plot_achieved_vs_peak(frame(), b200).axes[0]
     bars = sorted((p.get_y(), p.get_width()) for p in ax.patches)
@@ -172,6 +182,16 @@ def test_speed_vs_accuracy_plots_each_executed_op_by_format(b200):
     assert ax.get_xlabel() == "accuracy: SQNR vs fp32 reference (dB)"
     assert list(plots_for(f)) == ["roofline", "timeline", "achieved_vs_peak", "bound_breakdown",
                                   "speed_vs_accuracy"]
+
+
+def test_log_axes_spanning_less_than_a_decade_still_have_labelled_ticks(b200):
+    f = frame().assign(sqnr_db=[20.0, 19.0, float("nan"), float("nan"), float("nan"), float("nan")])
+    fig = plot_speed_vs_accuracy(f, b200)                      # 4000-5000 TFLOPS: within one decade
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels() if t.get_text() and lo <= t.get_position()[1] <= hi]
+    assert shown and all(text.replace(".", "").isdigit() for text in shown)
 
 
 def test_every_axis_is_labelled_and_numeric_axes_carry_units(b200):
