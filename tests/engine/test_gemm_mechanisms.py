@@ -205,3 +205,18 @@ def test_power_limited_clock_is_a_fixed_point_within_the_limit(preset, dtype):
     # the power of the activity simulated at the chosen clock fits the limit (to 1 MHz of clock)
     assert power_w(gpu, _activity(p, stats, r.clock_mhz), r.clock_mhz) <= gpu.power.limit_w * 1.005
     assert power_w(gpu, _activity(p, stats, r.clock_mhz), r.clock_mhz + 20) > gpu.power.limit_w
+
+
+def test_large_batches_extend_two_simulated_batches_linearly(h100, monkeypatch):
+    from blackwell_sim.engine.kernels import gemm as gemm_module
+
+    monkeypatch.setattr(gemm_module, "BATCH_UNIT_BUDGET", 2000)
+    gemm_module._SELECTION_CACHE.clear()
+    extended = simulate_gemm(h100, 2048, 2048, 256, batch=24, tile="128x128")
+    assert extended.details["batch_extrapolated_from"] is not None
+    monkeypatch.setattr(gemm_module, "BATCH_UNIT_BUDGET", 10**9)
+    gemm_module._SELECTION_CACHE.clear()
+    exact = simulate_gemm(h100, 2048, 2048, 256, batch=24, tile="128x128")
+    assert exact.details["batch_extrapolated_from"] is None
+    assert extended.time_s == pytest.approx(exact.time_s, rel=0.01)
+    assert extended.bytes["hbm"] == pytest.approx(exact.bytes["hbm"], rel=0.01)

@@ -23,6 +23,9 @@ SIMULATED_CANDIDATES = 3   # at most this many configurations are simulated afte
 CANDIDATE_MARGIN = 0.10    # those whose closed-form estimate is within 10% of the best one
 FIDELITIES = ("fast", "detailed")
 CLOCK_TOLERANCE_MHZ = 1.0
+BATCH_UNIT_BUDGET = 6000   # work units simulated event by event before a batch is extrapolated
+EXTENSIVE_STATS = ("elapsed_s", "math_s", "l2_s", "hbm_s", "die_s", "latency_s", "epilogue_exposed_s",
+                   "tmem_s", "smem_s", "hbm_bytes", "l2_bytes", "smem_bytes", "busy_s", "events")
 POWER_ITERATIONS = 4       # power/clock fixed-point steps (converges in 2-3)
 
 
@@ -79,7 +82,24 @@ def estimate_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, clock_mhz: float
 
 
 def _simulate(gpu, p, cfg, clock_mhz, fidelity, record=False) -> SimStats:
-    return GemmSimulation(gpu, p, cfg, clock_mhz, fidelity, record).run()
+    """One simulation; a batch with more work units than ``BATCH_UNIT_BUDGET`` is simulated at two
+    smaller batches b and 2b (both several waves deep) and extended linearly: once the GPU is full,
+    every further batch entry adds the same steady-state time, bytes and events."""
+    per_batch = math.ceil(p.m / cfg.tile_m) * math.ceil(p.n / cfg.tile_n) * cfg.split_k
+    if record or p.batch == 1 or per_batch * p.batch <= BATCH_UNIT_BUDGET:
+        return GemmSimulation(gpu, p, cfg, clock_mhz, fidelity, record).run()
+    b1 = max(1, BATCH_UNIT_BUDGET // (2 * per_batch))
+    if 2 * b1 >= p.batch:
+        return GemmSimulation(gpu, p, cfg, clock_mhz, fidelity, record).run()
+    s1 = GemmSimulation(gpu, replace(p, batch=b1), cfg, clock_mhz, fidelity).run()
+    s2 = GemmSimulation(gpu, replace(p, batch=2 * b1), cfg, clock_mhz, fidelity).run()
+    scale = (p.batch - 2 * b1) / b1
+    out = replace(s2)
+    for name in EXTENSIVE_STATS:
+        setattr(out, name, getattr(s2, name) + scale * (getattr(s2, name) - getattr(s1, name)))
+    out.units = per_batch * p.batch
+    out.extrapolated_from = (b1, 2 * b1)
+    return out
 
 
 def _reduction_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig) -> float:
@@ -219,7 +239,8 @@ def _result(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, st: SimStats, clock
         details={"fidelity": fidelity, "waves": waves, "units": st.units, "workers": st.workers,
                  "stages": cfg.stages, "split_k": cfg.split_k, "raster": cfg.raster,
                  "swizzle": cfg.swizzle, "epilogue_overlap": cfg.epilogue_overlap,
-                 "l2_hit_rate": st.l2_hit_rate, "events": st.events, "launch_s": launch_s,
+                 "l2_hit_rate": st.l2_hit_rate, "events": round(st.events),
+                 "batch_extrapolated_from": st.extrapolated_from, "launch_s": launch_s,
                  "reduction_s": reduction_s, "time_components_s": components,
                  "timeline": st.timeline if st.timeline else None},
     )

@@ -59,6 +59,7 @@ class SimStats:
     busy_s: float = 0.0          #: worker-seconds with a unit in flight
     events: int = 0
     timeline: list = field(default_factory=list)
+    extrapolated_from: tuple[int, int] | None = None  #: batches simulated when a batch was extended
 
 
 class GemmSimulation:
