@@ -14,6 +14,13 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+HOPPER_COPIES = REPO_ROOT / "tests" / "data" / "hopper"
+
+
+def hopper_file(name: str) -> Path:
+    """A shared Hopper measurement file: ../shared/data/hopper/NAME, else the copy in tests/data."""
+    shared = SHARED_DATA / "hopper" / name
+    return shared if shared.exists() else HOPPER_COPIES / name
 
 
 @dataclass

@@ -80,3 +80,14 @@ def test_hopper_has_no_tmem_and_blackwell_has_256kb():
     assert load_config("h100-sxm").tmem is None
     tmem = load_config("b200").tmem
     assert tmem.size_bytes == 256 * 1024 == tmem.lanes * tmem.columns * 4
+
+
+def test_repository_copies_of_the_shared_measurements_are_identical():
+    from conftest import HOPPER_COPIES, SHARED_DATA
+
+    for copy in sorted(HOPPER_COPIES.glob("*.jsonl")):
+        original = SHARED_DATA / "hopper" / copy.name
+        if original.exists():
+            assert copy.read_bytes() == original.read_bytes(), copy.name
+    assert {p.name for p in HOPPER_COPIES.glob("*.jsonl")} == {"h100_sxm_calibration.jsonl",
+                                                                "h200x2_nvlink_nccl.jsonl"}

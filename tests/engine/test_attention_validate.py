@@ -10,6 +10,7 @@ from blackwell_sim import load_config
 from blackwell_sim.engine.kernels.attention_validate import predict_row
 from blackwell_sim.harness import HOST_DISPATCH_US, TimedCall, median_call_s
 from blackwell_sim.errors import BlackwellSimError
+from conftest import hopper_file
 from blackwell_sim.validate import validate
 
 
@@ -81,9 +82,7 @@ def test_validate_lists_attention_rows_and_skips_bad_ones(tmp_path, h100):
 def test_calibration_file_meets_the_bar(repo_root, h100):
     """Issue 5's bar on shared/data/hopper/h100_sxm_calibration.jsonl: forward MAPE <= 7% per backend,
     forward+backward <= 10%."""
-    path = repo_root.parent / "shared" / "data" / "hopper" / "h100_sxm_calibration.jsonl"
-    if not path.exists():
-        pytest.skip("shared calibration data not available")
+    path = hopper_file("h100_sxm_calibration.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines() if '"attention"' in line]
     errors: dict = {}
     for i, row in enumerate(rows):

@@ -13,15 +13,13 @@ from blackwell_sim import load_config
 from blackwell_sim.engine.kernels.collectives import simulate_collective
 from blackwell_sim.validate import validate
 
-from conftest import SHARED_DATA
+from conftest import hopper_file
 
-NCCL_FILE = SHARED_DATA / "hopper" / "h200x2_nvlink_nccl.jsonl"
+NCCL_FILE = hopper_file("h200x2_nvlink_nccl.jsonl")
 GIB = 2**30
 
 
 def _rows():
-    if not NCCL_FILE.is_file():
-        pytest.skip(f"{NCCL_FILE} not present")
     return [json.loads(line) for line in NCCL_FILE.read_text().splitlines() if line.strip()]
 
 

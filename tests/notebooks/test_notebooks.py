@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, SHARED_DATA
+from conftest import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: The notebooks of issue 9, in reading order. A notebook missing from disk fails the test.
@@ -28,8 +28,6 @@ NOTEBOOKS = (
     "06_trace_replay.ipynb",
     "07_what_if_sweep.ipynb",
 )
-#: Notebooks that read the shared measurement set next to the repository (../shared/data).
-NEEDS_SHARED_DATA = {"04_sparsity_2_4.ipynb": ("hopper/h100_sxm_calibration.jsonl",)}
 CELL_TIMEOUT_S = 240
 
 
@@ -97,9 +95,6 @@ def test_a_failing_assert_cell_fails_the_run(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(name, monkeypatch):
-    missing = [p for p in NEEDS_SHARED_DATA.get(name, ()) if not (SHARED_DATA / p).exists()]
-    if missing:
-        pytest.skip(f"{name} reads {SHARED_DATA / missing[0]}, which is absent here")
     nb = _execute(NOTEBOOK_DIR / name, monkeypatch)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
