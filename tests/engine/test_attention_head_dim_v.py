@@ -53,7 +53,8 @@ def test_the_value_product_runs_at_the_value_dim(b200):
     tc = TensorCore(b200, get_dtype("bf16"))
     rows = 2 * 128  # two Q tiles per CTA (ping-pong)
     assert r.details["mma_cycles"] == pytest.approx(tc.kblock_cycles(rows, 128, 192) + tc.kblock_cycles(rows, 128, 128))
-    assert (r.details["head_dim_bucket"], r.details["head_dim_qk_padded"], r.details["head_dim_v_padded"]) == (192, 192, 128)
+    d = r.details
+    assert (d["head_dim_bucket"], d["head_dim_qk_padded"], d["head_dim_v_padded"]) == (192, 192, 128)
     bwd = simulate_attention(b200, 1, 16, 4096, 192, head_dim_v=128, kernel="fa4", backward=True)
     # S, dK, dQ over d_qk; dP, dV over d_v
     expect = sum(tc.kblock_cycles(m, n, k) for m, n, k in

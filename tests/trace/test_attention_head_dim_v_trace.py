@@ -8,8 +8,8 @@ import pytest
 import blackwell_sim
 from blackwell_sim.errors import BlackwellSimError
 from blackwell_sim.trace import dumps_trace, load_trace, op_fields, parse_op
-from blackwell_sim.trace.ops import op_to_dict
 from blackwell_sim.trace.generators import generate
+from blackwell_sim.trace.ops import op_to_dict
 
 MLA = {"op": "attention", "name": "mla", "batch": 1, "heads": 16, "seq_q": 1024, "head_dim": 192,
        "head_dim_v": 128, "causal": True}

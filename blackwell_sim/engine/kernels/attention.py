@@ -4,9 +4,9 @@
 causal=False, backward=False, dtype="bf16", kernel=None, fidelity="fast",
 power_state="sustained", head_dim_v=None)`` takes Q [batch, heads, seq_q, head_dim] against
 K [batch, kv_heads, seq_kv, head_dim] and V [batch, kv_heads, seq_kv, head_dim_v] (MHA, GQA, MQA;
-``head_dim_v`` defaults to ``head_dim``; DeepSeek MLA runs 192 / 128), causal (top-left aligned, as PyTorch ``is_causal``) or not, and
-one kernel variant (``attention_variants.py``: ``fa2``, ``fa3``, ``fa4``, ``efficient``; default:
-the fastest for the GPU's architecture). The pieces:
+``head_dim_v`` defaults to ``head_dim``; DeepSeek MLA runs 192 / 128), causal (top-left aligned, as
+PyTorch ``is_causal``) or not, and one kernel variant (``attention_variants.py``: ``fa2``, ``fa3``,
+``fa4``, ``efficient``; default: the fastest for the GPU's architecture). The pieces:
 
 - ``attention_model.py``: the problem, the variant's SMEM / TMEM budget for the head dim (a head
   dim that does not fit is an error, never a silent mis-simulation) and the cost of one block:
