@@ -11,9 +11,10 @@ from blackwell_sim.engine.kernels.attention_variants import VARIANTS
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("attention", help="simulate one fused attention pass (FlashAttention-style)",
-                       description="Simulate softmax(Q K^T / sqrt(d)) V for Q [batch, heads, seq, head_dim] "
-                                   "and K/V [batch, kv_heads, seq_kv, head_dim]: time, TFLOPS vs peak "
-                                   "(FLOPs: 4*B*H*S*Skv*D forward, halved for causal; backward 2.5x), "
+                       description="Simulate softmax(Q K^T / sqrt(d)) V for Q [batch, heads, seq, head_dim], "
+                                   "K [batch, kv_heads, seq_kv, head_dim] and V [batch, kv_heads, seq_kv, "
+                                   "head_dim_v]: time, TFLOPS vs peak (FLOPs: 2*B*H*S*Skv*(D + Dv) forward, "
+                                   "= 4*B*H*S*Skv*D when Dv = D, halved for causal; backward 2.5x), "
                                    "what bounds it, and the kernels it runs.")
     add_common(p)
     p.add_argument("--batch", type=positive_int, required=True)
@@ -22,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="key/value heads (GQA/MQA; default: --heads)")
     p.add_argument("--seq", type=positive_int, required=True, help="query length (1 for a decode step)")
     p.add_argument("--seq-kv", type=positive_int, default=None, help="key/value length (default: --seq)")
-    p.add_argument("--head-dim", type=positive_int, required=True)
+    p.add_argument("--head-dim", type=positive_int, required=True, help="Q/K head dim")
+    p.add_argument("--head-dim-v", type=positive_int, default=None,
+                   help="V/O head dim (default: --head-dim; DeepSeek MLA: --head-dim 192 --head-dim-v 128)")
     p.add_argument("--causal", action="store_true", help="causal mask (top-left aligned, as PyTorch)")
     p.add_argument("--backward", action="store_true", help="simulate the backward pass instead of the forward")
     p.add_argument("--dtype", default="bf16", choices=dtype_names(), metavar="DT",
@@ -61,7 +64,7 @@ def run_attention(args: argparse.Namespace) -> dict:
     r = simulate_attention(cfg, args.batch, args.heads, args.seq, args.head_dim, kv_heads=args.kv_heads,
                            seq_kv=args.seq_kv, causal=args.causal, backward=args.backward, dtype=args.dtype,
                            kernel=args.kernel, fidelity=args.fidelity, power_state=args.power_state,
-                           exp_emulation=False if args.no_exp_emulation else None)
+                           exp_emulation=False if args.no_exp_emulation else None, head_dim_v=args.head_dim_v)
     data = r.to_dict()
     data["details"].pop("timeline", None)
     return {"json": data, "text": _text(r)}

@@ -21,7 +21,8 @@ Op fields (unknown fields are errors, with a did-you-mean):
   ``recipe`` (a :data:`blackwell_sim.numerics.RECIPES` name), ``operands`` ({a: A.npy, b: B.npy}:
   A is [m, k], B is [k, n], with a leading batch axis when batch > 1; relative to the trace file).
 - attention: ``batch heads seq_q head_dim`` (required), ``kv_heads`` (= heads), ``seq_kv``
-  (= seq_q), ``causal`` (false), ``backward`` (false), ``dtype`` (bf16), ``kernel`` (fa2|fa3|fa4).
+  (= seq_q), ``causal`` (false), ``backward`` (false), ``dtype`` (bf16), ``kernel`` (fa2|fa3|fa4),
+  ``head_dim_v`` (the V/O head dim; = head_dim).
 - collectives: ``bytes`` (required, per rank, nccl-tests convention), ``group`` (ranks; default
   all ranks of the system), ``dtype`` (bf16), ``algo``. send/recv: ``bytes``, ``rank``, ``peer``.
 - memcpy: ``bytes``. elementwise: ``bytes_read``, ``bytes_written`` (0), ``flops`` (0).

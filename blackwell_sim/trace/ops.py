@@ -82,7 +82,8 @@ class GemmOp(Op):
 @dataclass(frozen=True, kw_only=True)
 class AttentionOp(Op):
     """softmax(Q K^T / sqrt(head_dim)) V over ``batch`` x ``heads`` (grouped-query when
-    ``kv_heads`` < ``heads``); ``backward`` is the backward pass of the same shape."""
+    ``kv_heads`` < ``heads``); ``backward`` is the backward pass of the same shape. ``head_dim`` is
+    the Q/K head dim, ``head_dim_v`` the V/O head dim (None: ``head_dim``; DeepSeek MLA: 192 / 128)."""
 
     rank: int = 0
     batch: int
@@ -95,6 +96,7 @@ class AttentionOp(Op):
     backward: bool = False
     dtype: str = "bf16"
     kernel: str | None = None
+    head_dim_v: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,7 +277,8 @@ _KIND_FIELDS: dict[str, tuple[type, dict[str, tuple[Callable[[Any], Any], Any]]]
                                 "kv_heads": (_optional(_positive_int), None),
                                 "seq_kv": (_optional(_positive_int), None), "causal": (_bool, False),
                                 "backward": (_bool, False), "dtype": (_dtype, "bf16"),
-                                "kernel": (_optional(_choice(ATTENTION_KERNELS)), None)}),
+                                "kernel": (_optional(_choice(ATTENTION_KERNELS)), None),
+                                "head_dim_v": (_optional(_positive_int), None)}),
     "memcpy": (MemcpyOp, {**_RANK, "bytes": (_positive_int, REQUIRED)}),
     "elementwise": (ElementwiseOp, {**_RANK, "bytes_read": (_nonneg_int, REQUIRED),
                                     "bytes_written": (_nonneg_int, 0), "flops": (_nonneg_float, 0.0)}),

@@ -93,7 +93,7 @@ def evaluate(inst, config, fidelity: str, source: str = "<trace>"):
         if op.op == "attention":
             r = fn(gpu, op.batch, op.heads, op.seq_q, op.head_dim, kv_heads=op.kv_heads,
                    seq_kv=op.seq_kv, causal=op.causal, backward=op.backward, dtype=op.dtype,
-                   kernel=op.kernel, fidelity=fidelity)
+                   kernel=op.kernel, fidelity=fidelity, head_dim_v=op.head_dim_v)
             return _kernel_timing(config, r, op.dtype, False, True)
         if op.op == "memcpy":
             r = fn(gpu, op.bytes, op.bytes, name="memcpy")

@@ -51,3 +51,23 @@ def test_bad_input_is_one_line_exit_2(cli_subprocess, args, needle):
     result = cli_subprocess("attention", "-c", "b200", "--batch", "1", "--heads", "8", "--seq", "1024", *args)
     assert result.returncode == 2 and needle in result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_head_dim_v_reaches_the_model(cli):
+    base = ("attention", "-c", "b200", "--batch", "1", "--heads", "16", "--seq", "2048", "--json")
+    mla = cli(*base, "--head-dim", "192", "--head-dim-v", "128").json()
+    assert mla["flops"] == 2 * 16 * 2048 * 2048 * (192 + 128)
+    assert mla["details"]["variant"] == "fa4" and mla["details"]["head_dim_v_padded"] == 128
+    same = cli(*base, "--head-dim", "128", "--head-dim-v", "128").json()
+    assert same["flops"] == cli(*base, "--head-dim", "128").json()["flops"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--head-dim", "192"), "TMEM budget: 640 columns needed"),
+    (("--head-dim", "192", "--head-dim-v", "100"), "head_dim_v must be a multiple of 8"),
+    (("--head-dim", "192", "--head-dim-v", "0"), "--head-dim-v"),
+])
+def test_bad_head_dim_v_is_one_line_exit_2(cli_subprocess, args, needle):
+    result = cli_subprocess("attention", "-c", "b200", "--batch", "1", "--heads", "8", "--seq", "1024", *args)
+    assert result.returncode == 2 and needle in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1

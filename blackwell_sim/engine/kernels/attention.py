@@ -2,10 +2,11 @@
 
 ``simulate_attention(config, batch, heads, seq_q, head_dim, kv_heads=None, seq_kv=None,
 causal=False, backward=False, dtype="bf16", kernel=None, fidelity="fast",
-power_state="sustained")`` takes Q [batch, heads, seq_q, head_dim] against K/V [batch, kv_heads,
-seq_kv, head_dim] (MHA, GQA, MQA), causal (top-left aligned, as PyTorch ``is_causal``) or not, and
-one kernel variant (``attention_variants.py``: ``fa2``, ``fa3``, ``fa4``, ``efficient``; default:
-the fastest for the GPU's architecture). The pieces:
+power_state="sustained", head_dim_v=None)`` takes Q [batch, heads, seq_q, head_dim] against
+K [batch, kv_heads, seq_kv, head_dim] and V [batch, kv_heads, seq_kv, head_dim_v] (MHA, GQA, MQA;
+``head_dim_v`` defaults to ``head_dim``; DeepSeek MLA runs 192 / 128), causal (top-left aligned, as
+PyTorch ``is_causal``) or not, and one kernel variant (``attention_variants.py``: ``fa2``, ``fa3``,
+``fa4``, ``efficient``; default: the fastest for the GPU's architecture). The pieces:
 
 - ``attention_model.py``: the problem, the variant's SMEM / TMEM budget for the head dim (a head
   dim that does not fit is an error, never a silent mis-simulation) and the cost of one block:
@@ -19,7 +20,8 @@ the fastest for the GPU's architecture). The pieces:
 - ``attention_validate.py``: ``validate``'s ``attention`` rows, timed as the calibration harness
   timed them.
 
-FLOPs convention: forward 4*B*H*Sq*Skv*D, halved for causal; backward 2.5x that.
+FLOPs convention: forward 2*B*H*Sq*Skv*d_qk (S = Q K^T) + 2*B*H*Sq*Skv*d_v (O = P V), which is
+4*B*H*Sq*Skv*D when the dims are equal, halved for causal; backward 2.5x that.
 """
 
 from blackwell_sim.engine.kernels.attention_model import AttentionProblem, make_problem  # noqa: F401

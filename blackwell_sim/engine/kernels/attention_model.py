@@ -53,9 +53,14 @@ class AttentionProblem:
     kv_heads: int
     seq_q: int
     seq_kv: int
-    head_dim: int
+    head_dim: int             #: Q/K head dim (d_qk)
     causal: bool
     dtype: DType
+    head_dim_v: int = 0       #: V/O head dim (d_v); make_problem sets it (default: head_dim)
+
+    @property
+    def dv(self) -> int:
+        return self.head_dim_v or self.head_dim
 
     @property
     def group(self) -> int:
@@ -67,13 +72,18 @@ class AttentionProblem:
 
     @property
     def fwd_flops(self) -> float:
-        return 4.0 * self.batch * self.heads * self.seq_q * self.seq_kv * self.head_dim * (
-            0.5 if self.causal else 1.0)
+        """S = Q K^T: 2*B*H*Sq*Skv*d_qk, O = P V: 2*B*H*Sq*Skv*d_v (4*B*H*Sq*Skv*D when equal),
+        halved for causal."""
+        scale = 0.5 if self.causal else 1.0
+        if self.dv == self.head_dim:
+            return 4.0 * self.batch * self.heads * self.seq_q * self.seq_kv * self.head_dim * scale
+        return 2.0 * self.batch * self.heads * self.seq_q * self.seq_kv * (self.head_dim + self.dv) * scale
 
     def describe(self) -> str:
         kv = f" kv_heads {self.kv_heads}" if self.kv_heads != self.heads else ""
         skv = f" seq_kv {self.seq_kv}" if self.seq_kv != self.seq_q else ""
-        return (f"b{self.batch} h{self.heads}{kv} s{self.seq_q}{skv} d{self.head_dim}"
+        dv = f" dv{self.dv}" if self.dv != self.head_dim else ""
+        return (f"b{self.batch} h{self.heads}{kv} s{self.seq_q}{skv} d{self.head_dim}{dv}"
                 + (" causal" if self.causal else "") + f" {self.dtype.name}")
 
 
@@ -92,38 +102,100 @@ def _positive(name: str, value) -> int:
 
 
 def make_problem(batch, heads, seq_q, head_dim, kv_heads=None, seq_kv=None, causal=False,
-                 dtype="bf16") -> AttentionProblem:
+                 dtype="bf16", head_dim_v=None) -> AttentionProblem:
     kv_heads = heads if kv_heads is None else kv_heads
     seq_kv = seq_q if seq_kv is None else seq_kv
+    head_dim_v = head_dim if head_dim_v is None else head_dim_v
     for name, value in (("batch", batch), ("heads", heads), ("kv_heads", kv_heads), ("seq_q", seq_q),
-                        ("seq_kv", seq_kv), ("head_dim", head_dim)):
+                        ("seq_kv", seq_kv), ("head_dim", head_dim), ("head_dim_v", head_dim_v)):
         _positive(name, value)
     if heads % kv_heads:
         raise BlackwellSimError(f"attention: heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
-    if head_dim % 8:
-        raise BlackwellSimError(f"attention: head_dim must be a multiple of 8 (16-byte rows), got {head_dim}")
+    for name, value in (("head_dim", head_dim), ("head_dim_v", head_dim_v)):
+        if value % 8:
+            raise BlackwellSimError(f"attention: {name} must be a multiple of 8 (16-byte rows), got {value}")
     try:
         dt = get_dtype(dtype)
     except KeyError as exc:
         raise BlackwellSimError(f"attention: dtype: {exc.args[0]}") from None
-    return AttentionProblem(batch, heads, kv_heads, seq_q, seq_kv, head_dim, bool(causal), dt)
+    return AttentionProblem(batch, heads, kv_heads, seq_q, seq_kv, head_dim, bool(causal), dt, head_dim_v)
 
 
 # -- budgets ------------------------------------------------------------------------------------
-def check_budget(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, backward: bool) -> tuple[int, int, int]:
-    """(head-dim bucket, Q rows, KV rows) after checking the dtype, SMEM and TMEM budgets."""
+#: O is staged in SMEM for its TMA store in 16 bits (bf16 / fp16 output, also for fp8 inputs)
+O_STAGE_BYTES = 2
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """A pass's tiles after the budget check. ``d``: the kernel's head-dim bucket (its tile, overlap
+    and instantiation), the bucket of the larger of the two dims; ``dqk`` / ``dv``: the Q/K and V/O
+    dims as the kernel pads them (each to its own bucket); ``bq`` / ``bkv``: Q and KV rows per tile;
+    ``o_reuses_q``: the forward stages O in Q's SMEM buffer (no prefetch of the next tile's Q)."""
+
+    d: int
+    dqk: int
+    dv: int
+    bq: int
+    bkv: int
+    o_reuses_q: bool = False
+
+
+def _kv_ring_bytes(slots: int, k_bytes: float, v_bytes: float) -> float:
+    """SMEM of a ring of ``slots`` K/V slots through which K and V blocks alternate (K, V, K, ...),
+    each slot sized for its block: FA4 ``uneven_kv_smem`` (flash_attn/cute/flash_fwd_sm100.py,
+    hdim (192, 128): slots of 128x192, 128x128, 128x192); with equal dims it is ``slots`` equal slots."""
+    return -(-slots // 2) * k_bytes + (slots // 2) * v_bytes
+
+
+def forward_smem_bytes(v: AttentionVariant, t: Tiling, eb: float) -> float:
+    """SMEM one forward CTA needs for tiles ``t``.
+
+    Variants with a K/V ring (``kv_ring_slots``, fa4): the Q tiles, O staging (16-bit) in its own
+    buffer or in Q's (``o_reuses_q``) and the ring: FA4 ``_setup_attributes`` (Q + O or max(Q, O)
+    with ``overlap_sO_sQ``, then K/V stages in 224 KB; 128/128: 64 + 64 + 3 x 32 = 224 KB;
+    192/128: max(96, 64) + 48 + 32 + 48 = 224 KB). Others: the Q tiles and ``stages`` K and V
+    buffers each (O written from registers)."""
+    q = v.q_tiles_per_cta * t.bq * t.dqk * eb
+    if v.kv_ring_slots:
+        o = v.q_tiles_per_cta * t.bq * t.dv * O_STAGE_BYTES
+        q_o = max(q, o) if t.o_reuses_q else q + o
+        return q_o + _kv_ring_bytes(v.kv_ring_slots, t.bkv * t.dqk * eb, t.bkv * t.dv * eb)
+    return q + v.stages * t.bkv * (t.dqk + t.dv) * eb
+
+
+def backward_tmem_columns(v: AttentionVariant, t: Tiling, usable: int) -> tuple[int, str]:
+    """TMEM columns of a backward CTA (one allocation, the pieces at column offsets): the dK (d_qk)
+    and dV (d_v) accumulators plus S and dP (``bq`` each): FA4 flash_bwd_sm100.py's 1-CTA layout,
+    128/128: 128 + 128 + 128 + 128 = 512. When that does not fit and the variant allows it
+    (``bwd_p_packed_in_s``), P is written 16-bit packed into half of S's columns and dP / dS reuse
+    the other half once S is consumed: FA4's hdim (192, 128) backward layout, 128 + 192 + 64 + 128
+    = 512 (FA4 runs that shape as a 2-CTA kernel; the model times its per-SM work as 1-CTA)."""
+    cols = t.dqk + t.dv + 2 * t.bq
+    packed = t.dqk + t.dv + t.bq // 2 + t.bq
+    if cols > usable and v.bwd_p_packed_in_s and packed <= usable:
+        return packed, "dK+dV+P(packed in S)+dP"
+    return cols, "dK+dV+S+dP"
+
+
+def check_budget(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, backward: bool) -> Tiling:
+    """The pass's :class:`Tiling` after checking the dtype, SMEM and TMEM budgets (a shape that does
+    not fit is an error naming each budget it exceeds, never a silent mis-simulation)."""
     if p.dtype.name not in v.dtypes and p.dtype.math_class not in v.dtypes:
         raise BlackwellSimError(f"attention: kernel {v.name!r} does not support dtype {p.dtype.name!r} "
                                 f"(supported: {', '.join(v.dtypes)})")
     if backward and p.dtype.math_class == "fp8":
         raise BlackwellSimError("attention: the backward pass is modelled for 16-bit dtypes only (bf16, fp16)")
     gpu.flops_per_clock_per_sm(p.dtype.name, False)  # raises if the GPU has no path for the dtype
-    d, (bq, bkv) = tile_for(v, p.head_dim, backward)
+    d, (bq, bkv) = tile_for(v, max(p.head_dim, p.dv), backward)
+    dqk, _ = tile_for(v, p.head_dim, backward)
+    dv, _ = tile_for(v, p.dv, backward)
+    t = Tiling(d, dqk, dv, bq, bkv, o_reuses_q=not backward and d in v.o_reuses_q_buckets)
     eb = p.eb
     if backward:  # Q, dO, K, V tiles and the staged P / dS (dQ is added to its fp32 buffer by atomics)
-        smem = (2 * bq * d + 2 * bkv * d + 2 * bq * bkv) * eb
-    else:  # Q tiles, `stages` K/V stages, O staging in 16 bits
-        smem = v.q_tiles_per_cta * bq * d * eb + v.stages * 2 * bkv * d * eb
+        smem = (bq * (dqk + dv) + bkv * (dqk + dv) + 2 * bq * bkv) * eb
+    else:
+        smem = forward_smem_bytes(v, t, eb)
     smem_limit = gpu.smem.usable_per_cta_bytes - BARRIER_RESERVE_BYTES
     problems = []
     if smem > smem_limit:
@@ -131,18 +203,19 @@ def check_budget(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, backw
     if v.tmem:
         if gpu.tmem is None:
             raise BlackwellSimError(f"attention: kernel {v.name!r} needs tensor memory, which {gpu.name} lacks")
-        cmin = gpu.tmem.alloc_min_columns
-        if backward:  # dK, dV accumulators plus S and dP
-            cols = 2 * alloc_columns(d, cmin) + 2 * alloc_columns(bq, cmin)
-        else:         # per Q tile: S (Bc fp32 columns, P aliased as 16-bit) and O (d columns)
-            cols = v.q_tiles_per_cta * (alloc_columns(bkv, cmin) + alloc_columns(d, cmin))
-        if cols > gpu.tmem.usable_columns:
-            problems.append(f"TMEM budget: {cols} columns needed ({'dK+dV+S+dP' if backward else 'S+O per Q tile'}), "
-                            f"{gpu.tmem.usable_columns} available")
+        usable = gpu.tmem.usable_columns
+        if backward:
+            cols, what = backward_tmem_columns(v, t, usable)
+        else:  # per Q tile: S (Bc fp32 columns, P aliased as 16-bit) and O (d_v columns)
+            cols, what = v.q_tiles_per_cta * (bkv + dv), "S+O per Q tile"
+        # one tcgen05.alloc for the whole CTA (a power of two of columns), the pieces at offsets
+        if alloc_columns(cols, gpu.tmem.alloc_min_columns) > usable:
+            problems.append(f"TMEM budget: {cols} columns needed ({what}), {usable} available")
     if problems:
-        raise BlackwellSimError(f"attention: head dim {p.head_dim} does not fit kernel {v.name!r} "
+        dims = f"{p.head_dim}" if p.dv == p.head_dim else f"{p.head_dim} (Q/K) / {p.dv} (V)"
+        raise BlackwellSimError(f"attention: head dim {dims} does not fit kernel {v.name!r} "
                                 f"({'backward' if backward else 'forward'}): " + "; ".join(problems))
-    return d, bq, bkv
+    return t
 
 
 # -- per-block cost -----------------------------------------------------------------------------
@@ -155,28 +228,31 @@ def _mma_cycles(gpu, v, p, gemms: list[tuple[int, int, int]]) -> float:
     return sum(tc.kblock_cycles(m, n, k) for m, n, k in gemms)
 
 
-def block_cost(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, d: int, bq: int, bkv: int,
+def block_cost(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, t: Tiling,
                backward: bool, clock_mhz_: float) -> tuple[asim.BlockCost, dict]:
-    """Cost of one KV block (forward) or one Q block (backward) for one CTA."""
+    """Cost of one KV block (forward) or one Q block (backward) for one CTA. The Q/K products
+    (S = Q K^T; backward also dK = dS^T Q, dQ = dS K) run over ``t.dqk``, the V/O ones (O += P V;
+    backward dP = dO V^T, dV = P^T dO) over ``t.dv``."""
     eb, clock_hz = p.eb, clock_mhz_ * 1e6
+    dqk, dv, bq, bkv = t.dqk, t.dv, t.bq, t.bkv
     sfu = SFU(gpu.sm)
     rows = bq * (1 if backward else v.q_tiles_per_cta)
     elements = rows * bkv
     if backward:
-        gemms = [(bq, bkv, d), (bq, bkv, d), (bkv, d, bq), (bkv, d, bq), (bq, d, bkv)]
+        gemms = [(bq, bkv, dqk), (bq, bkv, dv), (bkv, dv, bq), (bkv, dqk, bq), (bq, dqk, bkv)]
         mix = SoftmaxMix(BWD_FP32_OPS)
-        smem_bytes = v.bwd_smem_readers * 2 * bq * d * eb + 4 * bq * bkv * eb + bq * d * ACC_BYTES
-        l2_bytes = 2 * bq * d * eb + 2 * bq * LSE_BYTES
-        atomic = bq * d * ACC_BYTES
-        overlap = v.bwd_overlap[d]
+        smem_bytes = v.bwd_smem_readers * bq * (dqk + dv) * eb + 4 * bq * bkv * eb + bq * dqk * ACC_BYTES
+        l2_bytes = bq * (dqk + dv) * eb + 2 * bq * LSE_BYTES
+        atomic = bq * dqk * ACC_BYTES
+        overlap = v.bwd_overlap[t.d]
         ctas = v.bwd_ctas_per_sm
     else:
-        gemms = [(rows, bkv, d), (rows, d, bkv)]
-        mix = SoftmaxMix(FWD_FP32_OPS + v.rescale_fraction * d / bkv)
-        smem_bytes = v.kv_smem_readers * 2 * bkv * d * eb
-        l2_bytes = 2 * bkv * d * eb
+        gemms = [(rows, bkv, dqk), (rows, dv, bkv)]
+        mix = SoftmaxMix(FWD_FP32_OPS + v.rescale_fraction * dv / bkv)
+        smem_bytes = v.kv_smem_readers * bkv * (dqk + dv) * eb
+        l2_bytes = bkv * (dqk + dv) * eb
         atomic = 0.0
-        overlap = v.overlap[d]
+        overlap = v.overlap[t.d]
         ctas = v.ctas_per_sm
     mma = _mma_cycles(gpu, v, p, gemms)
     emulated = best_emulated_fraction(sfu, mix, v.emulated_exp_fraction)

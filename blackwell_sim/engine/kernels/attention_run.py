@@ -16,6 +16,7 @@ from blackwell_sim.engine.kernels.attention_model import (
     SPLIT_EFFICIENCY,
     VECTOR_BYTES,
     AttentionProblem,
+    Tiling,
     _gpu_of,
     block_cost,
     check_budget,
@@ -66,9 +67,10 @@ def l2_aware_order(units: list[asim.Unit], panel_bytes: float, l2_bytes: float,
     return sorted(units, key=lambda u: order[u.panel_key[:3]] // per_group)
 
 
-def forward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int, bkv: int,
+def forward_units(v: AttentionVariant, p: AttentionProblem, t: Tiling,
                   workers: int, l2_bytes: float) -> tuple[list[asim.Unit], dict]:
-    cta_rows = bq * v.q_tiles_per_cta
+    bkv = t.bkv
+    cta_rows = t.bq * v.q_tiles_per_cta
     packed = v.pack_gqa_decode and p.group > 1 and p.seq_q * p.group <= cta_rows and not p.causal
     rows_total = p.seq_q * p.group if packed else p.seq_q
     heads_eff = p.kv_heads if packed else p.heads
@@ -89,18 +91,19 @@ def forward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int, bkv
                         blocks, diag = asim.causal_blocks(m * cta_rows, rows, p.seq_kv, bkv)
                     else:
                         blocks, diag = max(0, min(per_split, kv_blocks - s * per_split)), 0
-                    out = rows * d * ACC_BYTES + rows * LSE_BYTES if splits > 1 else rows * d * eb + rows * LSE_BYTES
+                    out = (rows * t.dv * ACC_BYTES if splits > 1 else rows * t.dv * eb) + rows * LSE_BYTES
                     units.append(asim.Unit(key=(b, hh, m, s), blocks=blocks, diag_blocks=diag,
                                            panel_key=("KV", b, hkv, s),
                                            own_read_bytes=rows * p.head_dim * eb, write_bytes=out))
     if v.persistent:
-        units = l2_aware_order(units, 2 * p.seq_kv * d * eb / splits, l2_bytes, v.longest_first)
+        units = l2_aware_order(units, p.seq_kv * (t.dqk + t.dv) * eb / splits, l2_bytes, v.longest_first)
     return units, {"splits": splits, "packed_gqa": packed, "q_tiles": m_tiles, "kv_blocks": kv_blocks,
                    "cta_rows": cta_rows}
 
 
-def backward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int,
-                   bkv: int, l2_bytes: float) -> tuple[list[asim.Unit], dict]:
+def backward_units(v: AttentionVariant, p: AttentionProblem, t: Tiling,
+                   l2_bytes: float) -> tuple[list[asim.Unit], dict]:
+    bq, bkv = t.bq, t.bkv
     nq, nkv, eb, units = ceil_div(p.seq_q, bq), ceil_div(p.seq_kv, bkv), p.eb, []
     for b in range(p.batch):
         for h in range(p.heads):
@@ -114,10 +117,10 @@ def backward_units(v: AttentionVariant, p: AttentionProblem, d: int, bq: int,
                 kv_rows = min(bkv, p.seq_kv - j * bkv)
                 units.append(asim.Unit(key=(b, h, j), blocks=blocks, diag_blocks=diag,
                                        panel_key=("QdO", b, h),
-                                       own_read_bytes=2 * kv_rows * p.head_dim * eb,
-                                       write_bytes=2 * kv_rows * p.head_dim * eb))
+                                       own_read_bytes=kv_rows * (p.head_dim + p.dv) * eb,
+                                       write_bytes=kv_rows * (p.head_dim + p.dv) * eb))
     if v.bwd_persistent:
-        units = l2_aware_order(units, 2 * p.seq_q * d * eb, l2_bytes, v.longest_first)
+        units = l2_aware_order(units, p.seq_q * (t.dqk + t.dv) * eb, l2_bytes, v.longest_first)
     return units, {"q_blocks": nq, "kv_tiles": nkv}
 
 
@@ -143,25 +146,26 @@ def aux_kernels(gpu: GPUConfig, v: AttentionVariant, p: AttentionProblem, backwa
                 info: dict) -> list[tuple[str, float]]:
     """(name, seconds) of the kernels the pass runs besides the main one."""
     eb = p.eb
-    q = p.batch * p.heads * p.seq_q * p.head_dim        # elements of Q, O, dO, dQ
-    kv = p.batch * p.kv_heads * p.seq_kv * p.head_dim   # elements of K, V
+    q = p.batch * p.heads * p.seq_q * p.head_dim        # elements of Q, dQ
+    o = p.batch * p.heads * p.seq_q * p.dv              # elements of O, dO
     rows = p.batch * p.heads * p.seq_q
     out = []
     if not backward:
         if info.get("splits", 1) > 1:
             s = info["splits"]
-            out.append(("splitkv_combine", memory_kernel_s(gpu, s * (q * ACC_BYTES + rows * LSE_BYTES),
-                                                           q * eb + rows * LSE_BYTES)))
+            out.append(("splitkv_combine", memory_kernel_s(gpu, s * (o * ACC_BYTES + rows * LSE_BYTES),
+                                                           o * eb + rows * LSE_BYTES)))
         return out
     if v.layout_copies_bwd:  # strided (non-vectorised, element-wide) copies of [b,h,s,d]
         for i in range(v.layout_copies_bwd):
             out.append((f"layout_copy_{i}", memory_kernel_s(gpu, q * eb, q * eb, access_bytes=eb)))
-    out.append(("dot_do_o", memory_kernel_s(gpu, 2 * q * eb, rows * LSE_BYTES + q * ACC_BYTES)))
+    # D = rowsum(dO * O), and the fp32 dQ accumulator zeroed
+    out.append(("dot_do_o", memory_kernel_s(gpu, 2 * o * eb, rows * LSE_BYTES + q * ACC_BYTES)))
     out.append(("convert_dq", memory_kernel_s(gpu, q * ACC_BYTES, q * eb)))
     if p.group > 1:  # dK, dV per query head summed over each group
-        expanded = p.batch * p.heads * p.seq_kv * p.head_dim
-        for name in ("reduce_dk", "reduce_dv"):
-            out.append((name, memory_kernel_s(gpu, expanded * eb, kv * eb)))
+        for name, dim in (("reduce_dk", p.head_dim), ("reduce_dv", p.dv)):
+            expanded = p.batch * p.heads * p.seq_kv * dim
+            out.append((name, memory_kernel_s(gpu, expanded * eb, p.batch * p.kv_heads * p.seq_kv * dim * eb)))
     return out
 
 
@@ -170,27 +174,27 @@ _SIM_CACHE: dict = {}
 _SIM_CACHE_SIZE = 256
 
 
-def _simulate_cached(gpu, v, p, units, cost, clock, backward, fidelity, *, bq: int, bkv: int):
+def _simulate_cached(gpu, v, p, units, cost, clock, backward, fidelity, *, t: Tiling):
     """``_simulate`` memoized per GPU object, variant, problem, pass, clock and fidelity (a trace
     replays the same attention shape once per layer; burst and sustained share the boost run)."""
     key = (id(gpu), repr(v), p, backward, clock, fidelity)
     hit = _SIM_CACHE.get(key)
     if hit is not None and hit[0] is gpu:
         return hit[1]
-    st = _simulate(gpu, v, p, units, cost, clock, backward, fidelity, bq=bq, bkv=bkv)
+    st = _simulate(gpu, v, p, units, cost, clock, backward, fidelity, t=t)
     if len(_SIM_CACHE) >= _SIM_CACHE_SIZE:
         _SIM_CACHE.pop(next(iter(_SIM_CACHE)))
     _SIM_CACHE[key] = (gpu, st)
     return st
 
 
-def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False, *, bq: int, bkv: int):
+def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False, *, t: Tiling):
     ctas = v.bwd_ctas_per_sm if backward else v.ctas_per_sm
     clock_hz = clock * 1e6
     setup_s = v.cta_launch_cycles / clock_hz
     # epilogue: scale and convert the accumulators (O by 1/rowsum; dK by the softmax scale, dV),
     # after draining them from TMEM where the kernel keeps them; the store itself is the unit's write
-    acc_elems = 2 * bkv * p.head_dim if backward else bq * v.q_tiles_per_cta * p.head_dim
+    acc_elems = t.bkv * (p.head_dim + p.dv) if backward else t.bq * v.q_tiles_per_cta * p.dv
     epilogue_cycles = acc_elems * 2 / (gpu.sm.fp32_flops_per_clock / 2)
     if gpu.tmem is not None and v.tmem:
         epilogue_cycles += acc_elems * ACC_BYTES / gpu.tmem.read_bytes_per_clock
@@ -199,7 +203,7 @@ def _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record=False, *
     sim = asim.AttentionSimulation(gpu, units, cost, clock_mhz=clock, workers=gpu.sm.count * ctas,
                                    unit_setup_s=setup_s, epilogue_s=epilogue_cycles / clock_hz,
                                    inflight_bytes=inflight, fidelity=fidelity, record=record,
-                                   persistent=v.bwd_persistent if backward else v.persistent,
+                                   persistent=v.bwd_persistent if backward else v.persistent and not t.o_reuses_q,
                                    window_bytes=cost.l2_bytes if not v.tma and v.stages > 1 else 0.0)
     return sim.run()
 
@@ -215,28 +219,33 @@ def decode_variant(v: AttentionVariant, p: AttentionProblem) -> AttentionVariant
 def _run_pass(gpu, v, p, backward, fidelity, power_state, record):
     if not backward:
         v = decode_variant(v, p)
-    d, bq, bkv = check_budget(gpu, v, p, backward)
+    t = check_budget(gpu, v, p, backward)
+    bq, bkv = t.bq, t.bkv
     ctas = v.bwd_ctas_per_sm if backward else v.ctas_per_sm
-    if backward:
-        units, info = backward_units(v, p, d, bq, bkv, gpu.l2.size_bytes)
-        flops_per_block = 10 * bq * bkv * d
-    else:
-        units, info = forward_units(v, p, d, bq, bkv, gpu.sm.count * ctas, gpu.l2.size_bytes)
-        flops_per_block = 4 * bq * v.q_tiles_per_cta * bkv * d
-    info.update(tile=f"{bq * (1 if backward else v.q_tiles_per_cta)}x{bkv}", head_dim_bucket=d)
+    if backward:  # S, dK, dQ over d_qk; dP, dV over d_v
+        units, info = backward_units(v, p, t, gpu.l2.size_bytes)
+        flops_per_block = 2 * bq * bkv * (3 * t.dqk + 2 * t.dv)
+    else:         # S over d_qk, O over d_v
+        units, info = forward_units(v, p, t, gpu.sm.count * ctas, gpu.l2.size_bytes)
+        flops_per_block = 2 * bq * v.q_tiles_per_cta * bkv * (t.dqk + t.dv)
+    info.update(tile=f"{bq * (1 if backward else v.q_tiles_per_cta)}x{bkv}", head_dim_bucket=t.d)
+    if t.dv != t.dqk:
+        info.update(head_dim_qk_padded=t.dqk, head_dim_v_padded=t.dv)
+    if t.o_reuses_q:
+        info["o_reuses_q_smem"] = True
     computed_flops = sum(u.blocks for u in units) * flops_per_block
     fmax = boost_clock_mhz(gpu, p.dtype.math_class)
-    cost, bdetail = block_cost(gpu, v, p, d, bq, bkv, backward, fmax)
-    st = _simulate_cached(gpu, v, p, units, cost, fmax, backward, "fast", bq=bq, bkv=bkv)
+    cost, bdetail = block_cost(gpu, v, p, t, backward, fmax)
+    st = _simulate_cached(gpu, v, p, units, cost, fmax, backward, "fast", t=t)
     busy = st.busy_s / (st.workers * st.elapsed_s) if st.elapsed_s else 0.0
     act = Activity(fmax, st.elapsed_s, computed_flops, p.dtype.math_class, busy, st.hbm_bytes, st.l2_bytes)
     clock = clock_mhz(gpu, act, power_state)
     if abs(clock - fmax) > CLOCK_TOLERANCE_MHZ or fidelity != "fast" or record:
-        cost, bdetail = block_cost(gpu, v, p, d, bq, bkv, backward, clock)
+        cost, bdetail = block_cost(gpu, v, p, t, backward, clock)
         if record:
-            st = _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record, bq=bq, bkv=bkv)
+            st = _simulate(gpu, v, p, units, cost, clock, backward, fidelity, record, t=t)
         else:
-            st = _simulate_cached(gpu, v, p, units, cost, clock, backward, fidelity, bq=bq, bkv=bkv)
+            st = _simulate_cached(gpu, v, p, units, cost, clock, backward, fidelity, t=t)
     info.update(bdetail)
     info["computed_flops"] = computed_flops
     info["computed_blocks"] = sum(u.blocks for u in units)
@@ -247,8 +256,12 @@ def simulate_attention(config, batch: int, heads: int, seq_q: int, head_dim: int
                        seq_kv: int | None = None, causal: bool = False, backward: bool = False,
                        dtype: str = "bf16", kernel: str | None = None, fidelity: str = "fast",
                        power_state: str = "sustained", record_timeline: bool = False,
-                       exp_emulation: bool | None = None) -> KernelResult:
+                       exp_emulation: bool | None = None, head_dim_v: int | None = None) -> KernelResult:
     """Simulate one attention pass (forward, or with ``backward`` the backward pass) on ``config``.
+
+    ``head_dim`` is the Q/K head dim; ``head_dim_v`` (default: ``head_dim``) the V/O head dim, as in
+    DeepSeek's multi-head latent attention (192 / 128). FLOPs: 2*B*H*Sq*Skv*(head_dim + head_dim_v)
+    forward, halved for causal, backward 2.5x.
 
     ``exp_emulation``: None keeps the variant's software-exp emulation (fa4: on), False turns it
     off (every exponential on the MUFU). ``power_state`` "sustained" or "burst" picks the clock
@@ -266,7 +279,7 @@ def simulate_attention(config, batch: int, heads: int, seq_q: int, head_dim: int
         raise BlackwellSimError(f"attention: power_state must be one of {', '.join(POWER_STATES)}, "
                                 f"got {power_state!r}")
     gpu = _gpu_of(config)
-    p = make_problem(batch, heads, seq_q, head_dim, kv_heads, seq_kv, causal, dtype)
+    p = make_problem(batch, heads, seq_q, head_dim, kv_heads, seq_kv, causal, dtype, head_dim_v)
     v = variant_for(gpu.arch, kernel)
     if exp_emulation is False:
         v = replace(v, emulated_exp_fraction=0.0)

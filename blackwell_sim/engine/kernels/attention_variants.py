@@ -22,8 +22,15 @@ else about a library. Sources of the structure:
 - ``fa4``: Blackwell ``tcgen05`` with S and O accumulators in TMEM, two Q tiles per CTA in
   ping-pong, a longest-first persistent scheduler, a fraction of the exponentials emulated on the
   FMA pipe, conditional O rescaling (FlashAttention-4 blog, Together AI 2025; Tri Dao et al.). TMEM must hold S and O of both
-  tiles: 2 x (Bc + d) fp32 columns <= 512, which is why head dim 256 does not fit. Decode runs one
-  128-row tile (the full-rate tcgen05 M).
+  tiles: 2 x (Bc + d_v) fp32 columns <= 512, which is why head dim 256 does not fit. Decode runs one
+  128-row tile (the full-rate tcgen05 M). Separate value head dims (DeepSeek MLA, Q/K 192, V 128)
+  follow FlashAttention-4's ``flash_attn/cute/flash_fwd_sm100.py`` (Dao-AILab/flash-attention,
+  "hdim 64, 96, 128, (192, 128)"): TMEM S0, S1, O0, O1 at column offsets 0, 128, 256, 384
+  (2 x 128 + 2 x 128 = 512); SMEM: the 192 tile's O staging shares Q's buffer (``overlap_sO_sQ``,
+  which also turns persistence off) and K/V blocks alternate through 3 uneven slots (128x192,
+  128x128, 128x192): 96 + 128 = 224 KB. Its backward (``flash_bwd_sm100.py``) packs P into S's
+  columns for (192, 128): dV 128 + dK 192 + P 64 + dP 128 = 512 columns. The 192 bucket's tile,
+  overlap and bwd_overlap are estimates, as for the other fa4 buckets.
 - ``efficient``: the CUTLASS memory-efficient kernel (xformers, PyTorch's ``efficient``
   backend): ``mma.sync``, ``fmha_cutlassF_*_64x64 / 64x128 / 32x128`` forward tiles, one K/V stage
   (each block waits for its load), no overlap engineering, no split-KV.
@@ -74,6 +81,14 @@ class AttentionVariant:
     stages: int = 2                                 #: K/V SMEM stages
     tma: bool = True                                #: TMA bulk loads (else thread-issued cp.async)
     decode_tile: tuple[int, int] = (64, 128)        #: (Q rows, KV rows) when all queries fit one tile
+    #: forward K and V blocks alternate through one SMEM ring of this many slots, O staged in
+    #: SMEM (0: ``stages`` separate K and V buffers, O from registers)
+    kv_ring_slots: int = 0
+    #: head-dim buckets whose O staging reuses Q's SMEM buffer: the next tile's Q cannot be
+    #: prefetched during this one, so its load is exposed per tile (FA4 turns persistence off)
+    o_reuses_q_buckets: tuple[int, ...] = ()
+    #: backward may pack P (16-bit) into half of S's TMEM columns and give dP / dS the rest
+    bwd_p_packed_in_s: bool = False
 
 
 VARIANTS: dict[str, AttentionVariant] = {
@@ -97,14 +112,15 @@ VARIANTS: dict[str, AttentionVariant] = {
     "fa4": AttentionVariant(
         name="fa4", description="FlashAttention-4 (tcgen05, TMEM, 2-tile ping-pong, software exp)",
         archs=("blackwell",), mma="native",
-        fwd_tile={64: (128, 128), 128: (128, 128), 256: (128, 128)},
-        bwd_tile={64: (128, 128), 128: (128, 128), 256: (128, 128)},
-        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.9, 128: 0.9, 256: 0.9}, bwd_overlap={64: 0.7, 128: 0.7, 256: 0.7},
+        fwd_tile={64: (128, 128), 128: (128, 128), 192: (128, 128), 256: (128, 128)},
+        bwd_tile={64: (128, 128), 128: (128, 128), 192: (128, 128), 256: (128, 128)},
+        ctas_per_sm=1, bwd_ctas_per_sm=1, overlap={64: 0.9, 128: 0.9, 192: 0.9, 256: 0.9},
+        bwd_overlap={64: 0.7, 128: 0.7, 192: 0.7, 256: 0.7},
         kv_smem_readers=1, bwd_smem_readers=1,
         persistent=True, bwd_persistent=True, cta_launch_cycles=1000, block_sync_cycles=100, emulated_exp_fraction=0.25,
         longest_first=True,
         rescale_fraction=0.1, q_tiles_per_cta=2, tmem=True, dtypes=("bf16", "fp16", "fp8"),
-        decode_tile=(128, 128)),
+        decode_tile=(128, 128), kv_ring_slots=3, o_reuses_q_buckets=(192,), bwd_p_packed_in_s=True),
     "efficient": AttentionVariant(
         name="efficient", description="memory-efficient attention (CUTLASS/xformers, mma.sync)",
         archs=("hopper", "blackwell"), mma="legacy",

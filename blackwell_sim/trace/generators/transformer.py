@@ -162,6 +162,9 @@ def _attention(spec: ModelSpec, sh: RankShape, name: str, backward: bool):
           "seq_q": sh.seq, "head_dim": spec.dim_per_head, "kv_heads": max(1, spec.n_kv_heads // sh.tp),
           "seq_kv": sh.seq_kv, "causal": sh.mode != "decode", "backward": backward,
           "dtype": sh.recipe.attention}
+    if spec.mla is not None:  # MLA: Q/K heads of nope + rope dims, V heads of v_head_dim
+        op["head_dim"] = spec.mla.qk_nope_head_dim + spec.mla.qk_rope_head_dim
+        op["head_dim_v"] = spec.mla.v_head_dim
     return op
 
 
