@@ -201,7 +201,8 @@ def _attention(op: AttentionOp, mode: str, seed: int):
     for (b, h), blocks in work:
         kvh = h // (op.heads // kv_heads)
         k = _rng(seed, op, 1, b, kvh).standard_normal((seq_kv, op.head_dim), dtype=np.float32)
-        v = _rng(seed, op, 2, b, kvh).standard_normal((seq_kv, op.head_dim), dtype=np.float32)
+        v = _rng(seed, op, 2, b, kvh).standard_normal((seq_kv, op.head_dim_v or op.head_dim),
+                                                      dtype=np.float32)
         kq, vq = _round(k, op.dtype), _round(v, op.dtype)
         for blk in blocks:
             rows = np.arange(blk * TILE, min((blk + 1) * TILE, op.seq_q))

@@ -207,6 +207,9 @@ def attention_fields(source: str, ev: Event) -> dict[str, Any]:
         raise bad(source, ev, f"empty attention (q {q}, k {k})")
     out = {"batch": q[0], "heads": q[1], "seq_q": q[2], "head_dim": q[3], "kv_heads": k[1], "seq_kv": k[2],
            "causal": _causal(ev, causal_index), "backward": backward, "dtype": input_dtype(source, ev, q_index)}
+    v = shapes[q_index + 2] if len(shapes) > q_index + 2 else []
+    if len(v) == len(shapes[q_index + 1]) and v and v[-1] > 0 and v[-1] != q[3]:
+        out["head_dim_v"] = v[-1]   # MLA-style attention: V narrower (or wider) than Q/K
     if kernel:
         out["kernel"] = kernel
     return out

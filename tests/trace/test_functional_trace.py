@@ -109,3 +109,10 @@ def test_functional_run_from_the_cli(cli, tmp_path):
 
     frame = pd.read_csv(tmp_path / "o" / "results.csv")
     assert 25 < frame.sqnr_db[0] < 30
+
+
+def test_attention_with_a_separate_v_head_dim_executes():
+    att = {"op": "attention", "batch": 1, "heads": 2, "seq_q": 128, "head_dim": 192, "head_dim_v": 128,
+           "dtype": "bf16"}
+    sqnr, rel, _ = run_functional(parse_op(att, 0), "full", 0)
+    assert sqnr > 40 and 0 < rel < 0.01

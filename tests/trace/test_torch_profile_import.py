@@ -323,3 +323,12 @@ def test_ranks_beyond_every_bundled_system_need_a_config(tmp_path):
     with pytest.raises(BlackwellSimError, match="100 ranks of h100-sxm need a system preset; none bundled holds them"):
         import_torch_profile(path)
     assert import_torch_profile(path, config="my-cluster.yaml")["system"] == "my-cluster.yaml"
+
+
+def test_attention_with_a_narrower_v_imports_head_dim_v(tmp_path):
+    q, k, v = [1, 16, 128, 192], [1, 16, 128, 192], [1, 16, 128, 128]   # DeepSeek MLA: Q/K 192, V 128
+    b = Builder().op("aten::scaled_dot_product_attention", 0, 50, [q, k, v, [], [], [], [], []],
+                     concrete=["", "", "", "", "0.", "True", "", "False"])
+    b.launch(20, 9.0)
+    (op,) = _import(tmp_path, b)
+    assert (op["head_dim"], op["head_dim_v"]) == (192, 128)
