@@ -151,7 +151,7 @@ SKIP_REASONS = {"env": "device description, nothing to predict",
 #: ``fn(config, row)`` gets the loaded config (a GPUConfig, or a SystemConfig for a system preset)
 #: and returns ``[(quantity, measured_s, predicted_s, result), ...]``; ``result`` has ``bound`` and
 #: optionally ``tile``. A module that does not exist yet is simply not registered.
-PLUGIN_MODULES = ("blackwell_sim.engine.kernels.attention", "blackwell_sim.engine.kernels.collectives")
+PLUGIN_MODULES = ("blackwell_sim.engine.kernels.attention", "blackwell_sim.engine.kernels.collectives_validate")
 _SYSTEM_AWARE: set[str] = set()
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from blackwell_sim import BlackwellSimError, load_config
-from blackwell_sim.engine.kernels.collectives import VALIDATORS, simulate_collective
+from blackwell_sim.engine.kernels.collectives import simulate_collective
+from blackwell_sim.engine.kernels.collectives_validate import VALIDATORS
 from blackwell_sim.validate import validate
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
