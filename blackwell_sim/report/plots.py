@@ -28,6 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from blackwell_sim.config import gpu_of
 from blackwell_sim.errors import BlackwellSimError
 from blackwell_sim.report.frame import validate_frame
 from blackwell_sim.report.output import write_atomic
@@ -51,8 +52,6 @@ def _color(kind: str) -> str:
     return _KIND_COLORS.get(kind, "black")
 
 
-def _gpu(config):
-    return config.gpu if hasattr(config, "gpu_count") else config
 
 
 def _figure(width_in: float, height_in: float) -> Figure:
@@ -77,7 +76,7 @@ def _time_unit(seconds: float) -> tuple[str, float]:
 
 def plot_roofline(frame: pd.DataFrame, config) -> Figure:
     """Log-log roofline per format with the ops of that format on it."""
-    gpu = _gpu(config)
+    gpu = gpu_of(config)
     rows = frame[(frame["flops"] > 0) & (frame["bytes_hbm"] > 0) & (frame["time_s"] > 0)]
     peak = rows["peak_tflops"].to_numpy(dtype=float)
     tensor = np.isfinite(peak) & (peak > 0) & (rows["dtype"] != "").to_numpy(dtype=bool)

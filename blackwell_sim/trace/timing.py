@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import math
 
-from blackwell_sim.config import SystemConfig, get_dtype
+from blackwell_sim.config import get_dtype, gpu_of
 from blackwell_sim.errors import BlackwellSimError
 from blackwell_sim.trace.ops import COLLECTIVE_OPS, P2P_OPS, Op, op_error
 
@@ -54,8 +54,6 @@ def require_models(trace, instances) -> None:
         seen.add(module)
 
 
-def _gpu(config):
-    return config.gpu if isinstance(config, SystemConfig) else config
 
 
 def _peak(gpu, dtype: str, sparse: bool) -> float:
@@ -72,7 +70,7 @@ def _kernel_timing(config, result, dtype: str, sparse: bool, tensor: bool):
     launch_s = float(result.details.get("launch_s", 0.0))
     body_s = max(float(result.time_s) - launch_s, 0.0)
     return Timing(time_s=body_s, launch_s=launch_s, flops=float(result.flops),
-                  peak_tflops=_peak(_gpu(config), dtype, sparse) if tensor else math.nan,
+                  peak_tflops=_peak(gpu_of(config), dtype, sparse) if tensor else math.nan,
                   bound=str(result.bound), tile=str(result.tile), dtype=dtype if tensor else "",
                   sparse=sparse, bytes_hbm=float(result.bytes.get("hbm", 0.0)),
                   bytes_l2=float(result.bytes.get("l2", 0.0)), bytes_fabric=0.0,
@@ -82,7 +80,7 @@ def _kernel_timing(config, result, dtype: str, sparse: bool, tensor: bool):
 def evaluate(inst, config, fidelity: str, source: str = "<trace>"):
     """The :class:`~blackwell_sim.trace.replay.Timing` of one scheduled unit."""
     op = inst.ops[0]
-    gpu = _gpu(config)
+    gpu = gpu_of(config)
     module = MODEL_MODULES[op.op]
     fn = _model(module)
     try:

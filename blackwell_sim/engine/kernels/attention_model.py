@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from blackwell_sim.config import GPUConfig, SystemConfig, get_dtype
+from blackwell_sim.config import GPUConfig, get_dtype
 from blackwell_sim.config.dtypes import DType
 from blackwell_sim.engine.kernels import attention_sim as asim
 from blackwell_sim.engine.kernels.attention_variants import (
@@ -87,12 +87,6 @@ class AttentionProblem:
                 + (" causal" if self.causal else "") + f" {self.dtype.name}")
 
 
-def _gpu_of(config) -> GPUConfig:
-    if isinstance(config, SystemConfig):
-        return config.gpu
-    if not isinstance(config, GPUConfig):
-        raise BlackwellSimError(f"config must be a GPUConfig or SystemConfig, got {type(config).__name__}")
-    return config
 
 
 def _positive(name: str, value) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from blackwell_sim.config import gpu_of
 from blackwell_sim.config.gpu import GPUConfig
 from blackwell_sim.engine.kernels import attention_sim as asim
 from blackwell_sim.engine.kernels.attention_model import (
@@ -17,7 +18,6 @@ from blackwell_sim.engine.kernels.attention_model import (
     VECTOR_BYTES,
     AttentionProblem,
     Tiling,
-    _gpu_of,
     block_cost,
     check_budget,
     make_problem,
@@ -278,7 +278,7 @@ def simulate_attention(config, batch: int, heads: int, seq_q: int, head_dim: int
     if power_state not in POWER_STATES:
         raise BlackwellSimError(f"attention: power_state must be one of {', '.join(POWER_STATES)}, "
                                 f"got {power_state!r}")
-    gpu = _gpu_of(config)
+    gpu = gpu_of(config)
     p = make_problem(batch, heads, seq_q, head_dim, kv_heads, seq_kv, causal, dtype, head_dim_v)
     v = variant_for(gpu.arch, kernel)
     if exp_emulation is False:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from blackwell_sim.config import GPUConfig, SystemConfig, get_dtype
+from blackwell_sim.config import GPUConfig, get_dtype, gpu_of
 from blackwell_sim.engine.kernels.gemm_configs import (GemmProblem, TileConfig, candidates, tensor_core_for,
                                                       vector_bytes)
 from blackwell_sim.engine.kernels.gemm_sim import GemmSimulation, SimStats
@@ -29,12 +29,6 @@ EXTENSIVE_STATS = ("elapsed_s", "math_s", "l2_s", "hbm_s", "die_s", "latency_s",
 POWER_ITERATIONS = 4       # power/clock fixed-point steps (converges in 2-3)
 
 
-def _gpu_of(config) -> GPUConfig:
-    if isinstance(config, SystemConfig):
-        return config.gpu
-    if not isinstance(config, GPUConfig):
-        raise BlackwellSimError(f"config must be a GPUConfig or SystemConfig, got {type(config).__name__}")
-    return config
 
 
 def make_problem(gpu: GPUConfig, m: int, n: int, k: int, dtype: str = "bf16", *, batch: int = 1,
@@ -166,7 +160,7 @@ def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch:
     if power_state not in POWER_STATES:
         raise BlackwellSimError(f"gemm: power_state must be one of {', '.join(POWER_STATES)}, "
                                 f"got {power_state!r}")
-    gpu = _gpu_of(config)
+    gpu = gpu_of(config)
     p = make_problem(gpu, m, n, k, dtype, batch=batch, sparse=sparse, compressible=compressible,
                      density=density)
     fmax = gpu.sm.max_boost_clock_mhz
