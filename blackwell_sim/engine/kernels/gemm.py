@@ -17,6 +17,7 @@ from blackwell_sim.engine.kernels.gemm_configs import (GemmProblem, TileConfig, 
 from blackwell_sim.engine.kernels.gemm_sim import GemmSimulation, SimStats
 from blackwell_sim.engine.power import POWER_STATES, Activity, boost_clock_mhz, clock_mhz
 from blackwell_sim.engine.result import KernelResult
+from blackwell_sim.engine.tma import TMA
 from blackwell_sim.errors import BlackwellSimError
 
 SIMULATED_CANDIDATES = 3   # at most this many configurations are simulated after the ranking,
@@ -67,12 +68,18 @@ def estimate_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, clock_mhz: float
     unique = (p.m * p.k * p.operand_bytes_per_element("a") + p.k * p.n * p.operand_bytes_per_element("b")
               + p.m * p.n * p.out_bits / 8) * p.batch
     t_hbm = unique / (gpu.hbm.bandwidth_gbps * 1e9)
+    # one SM's loads are capped by its TMA in-flight bytes over the round trip (Little's law), the
+    # HBM round trip for the share of bytes that miss in L2 (as in the simulation's main loop)
+    tma = TMA(gpu.tma, clock_hz)
+    miss = min(1.0, unique / max(l2_unit * units, 1.0))
+    t_tma = l2_unit * (miss / tma.rate_cap(tma.latency_s + gpu.hbm.latency_ns * 1e-9)
+                       + (1 - miss) / tma.rate_cap(tma.latency_s)) / cfg.sms_per_unit
     # the first k-block of every wave waits a load's latency; the last tile's epilogue is never hidden
     t_fill = gpu.tma.latency_cycles / clock_hz + gpu.hbm.latency_ns * 1e-9
     t_epilogue = cfg.tile_m * cfg.tile_n * p.out_bits / 8 / (gpu.hbm.bandwidth_gbps * 1e9 / concurrent)
     epilogue = (1 if cfg.epilogue_overlap else waves) * t_epilogue
     reduction = 0.0 if cfg.split_k == 1 else (cfg.split_k + 1) * p.m * p.n * 4 * p.batch / (gpu.hbm.bandwidth_gbps * 1e9)
-    return max(waves * (t_fill + max(t_math, t_l2)), t_hbm) + epilogue + reduction
+    return max(waves * (t_fill + max(t_math, t_l2, t_tma)), t_hbm) + epilogue + reduction
 
 
 def _simulate(gpu, p, cfg, clock_mhz, fidelity, record=False) -> SimStats:

@@ -35,6 +35,8 @@ L2_SEGMENT_KBLOCKS = 16  # cache-model granularity along K: k-blocks per panel s
 #: unit, as long as the running units' segments fit in L2 together), bounding its cost.
 SEGMENT_EVENT_BUDGET = 20_000
 MIN_SEGMENTS_PER_UNIT = 4
+#: Segments per unit below which a K loop is cut finer than L2_SEGMENT_KBLOCKS (budget allowing).
+MIN_PRICED_SEGMENTS_PER_UNIT = 8
 
 
 @dataclass
@@ -108,8 +110,11 @@ class GemmSimulation:
         eb_a = p.operand_bytes_per_element("a") * p.a_bytes_factor
         eb_b = p.operand_bytes_per_element("b") * p.b_bytes_factor
         kblocks_total = max(1, math.ceil(k_len / cfg.tile_k))
-        seg_kblocks = L2_SEGMENT_KBLOCKS
         segments_per_unit = SEGMENT_EVENT_BUDGET // max(1, len(self.order))
+        # a segment's transfer is priced at the link shares when it starts: with few, long
+        # segments the price goes stale as other units come and go, so cut short loops finer
+        seg_kblocks = min(L2_SEGMENT_KBLOCKS, max(1, math.ceil(
+            kblocks_total / min(MIN_PRICED_SEGMENTS_PER_UNIT, max(1, segments_per_unit)))))
         if math.ceil(kblocks_total / L2_SEGMENT_KBLOCKS) > segments_per_unit:
             # too many events: bigger segments, as long as the running units' segments fit in L2
             fit = self.l2.cache.capacity_bytes / max(1, self.stats.workers) / (
