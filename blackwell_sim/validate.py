@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import dataclasses
 from dataclasses import replace
 
 from blackwell_sim.config import GPUConfig, SystemConfig, get_dtype
@@ -117,7 +116,7 @@ def _gemm_sparse(gpu: GPUConfig, row: dict):
 
         def dense(state):
             r = simulate_gemm(gpu, m, n, k, dtype, power_state=state)
-            return dataclasses.replace(r, time_s=r.time_s + mask.time_s)
+            return replace(r, time_s=r.time_s + mask.time_s)
         _, _, predicted, result = _harnessed(gpu, {"median_s": row["dense_median_s"], "_line": row["_line"]},
                                                     dense_call, dense)[0]
         out.append(("dense_median_s", _need(row, "dense_median_s"), predicted, result))

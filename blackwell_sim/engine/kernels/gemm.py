@@ -1,9 +1,10 @@
 """GEMM kernel model: pick a configuration like a library heuristic, simulate it, explain it.
 
 ``simulate_gemm`` ranks the feasible configurations with a closed-form estimate, simulates the
-best few in ``fast`` fidelity at the maximum boost clock, keeps the fastest, then finds the
-sustained clock under the power limit for the activity it produced and re-simulates at that clock
-in the requested fidelity. Split-K adds a reduction kernel; every kernel pays the launch overhead.
+best few in ``fast`` fidelity at the maximum boost clock, keeps the fastest, then iterates the
+clock of the requested power state (engine/power.py: sustained or burst) to a fixed point,
+re-simulating at each step, and finally simulates in the requested fidelity. Split-K adds a
+reduction kernel; every kernel pays the launch overhead.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ POWER_ITERATIONS = 4       # power/clock fixed-point steps (converges in 2-3)
 POWER_CLOCK_TOLERANCE_MHZ = 5.0  # fixed point reached: 0.3% of the clock, below the model's resolution
 
 
-
-
 def make_problem(gpu: GPUConfig, m: int, n: int, k: int, dtype: str = "bf16", *, batch: int = 1,
                  sparse: bool = False, compressible: tuple[bool, bool] = (False, False),
                  density: tuple[float | None, float | None] = (None, None)) -> GemmProblem:
@@ -53,7 +52,8 @@ def make_problem(gpu: GPUConfig, m: int, n: int, k: int, dtype: str = "bf16", *,
 
 
 def estimate_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, clock_mhz: float) -> float:
-    """Closed-form time used only to rank configurations (waves x max(math, L2) vs HBM floor)."""
+    """Closed-form time used only to rank configurations: waves x (fill + max(math, L2 share, TMA
+    in-flight cap)) against the HBM floor, plus the exposed epilogue and any split-K reduction."""
     clock_hz = clock_mhz * 1e6
     tc = tensor_core_for(gpu, p)
     units = math.ceil(p.m / cfg.tile_m) * math.ceil(p.n / cfg.tile_n) * p.batch * cfg.split_k
@@ -76,7 +76,7 @@ def estimate_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, clock_mhz: float
     t_tma = l2_unit * (miss / tma.rate_cap(tma.latency_s + gpu.hbm.latency_ns * 1e-9)
                        + (1 - miss) / tma.rate_cap(tma.latency_s)) / cfg.sms_per_unit
     # the first k-block of every wave waits a load's latency; the last tile's epilogue is never hidden
-    t_fill = gpu.tma.latency_cycles / clock_hz + gpu.hbm.latency_ns * 1e-9
+    t_fill = tma.latency_s + gpu.hbm.latency_ns * 1e-9
     t_epilogue = cfg.tile_m * cfg.tile_n * p.out_bits / 8 / (gpu.hbm.bandwidth_gbps * 1e9 / concurrent)
     epilogue = (1 if cfg.epilogue_overlap else waves) * t_epilogue
     reduction = 0.0 if cfg.split_k == 1 else (cfg.split_k + 1) * p.m * p.n * 4 * p.batch / (gpu.hbm.bandwidth_gbps * 1e9)
@@ -88,10 +88,8 @@ def _simulate(gpu, p, cfg, clock_mhz, fidelity, record=False) -> SimStats:
     smaller batches b and 2b (both several waves deep) and extended linearly: once the GPU is full,
     every further batch entry adds the same steady-state time, bytes and events."""
     per_batch = math.ceil(p.m / cfg.tile_m) * math.ceil(p.n / cfg.tile_n) * cfg.split_k
-    if record or p.batch == 1 or per_batch * p.batch <= BATCH_UNIT_BUDGET:
-        return GemmSimulation(gpu, p, cfg, clock_mhz, fidelity, record).run()
     b1 = max(1, BATCH_UNIT_BUDGET // (2 * per_batch))
-    if 2 * b1 >= p.batch:
+    if record or per_batch * p.batch <= BATCH_UNIT_BUDGET or 2 * b1 >= p.batch:
         return GemmSimulation(gpu, p, cfg, clock_mhz, fidelity, record).run()
     s1 = GemmSimulation(gpu, replace(p, batch=b1), cfg, clock_mhz, fidelity).run()
     s2 = GemmSimulation(gpu, replace(p, batch=2 * b1), cfg, clock_mhz, fidelity).run()
