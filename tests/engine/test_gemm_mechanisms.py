@@ -203,20 +203,40 @@ def test_power_limited_clock_is_a_fixed_point_within_the_limit(preset, dtype):
     cfg = next(c for c in candidates(gpu, p) if c.name == r.tile)
     stats = _simulate(gpu, p, cfg, r.clock_mhz, "fast")
     # the power of the activity simulated at the chosen clock fits the limit (to 1 MHz of clock)
-    assert power_w(gpu, _activity(p, stats, r.clock_mhz), r.clock_mhz) <= gpu.power.limit_w * 1.005
-    assert power_w(gpu, _activity(p, stats, r.clock_mhz), r.clock_mhz + 20) > gpu.power.limit_w
+    assert power_w(gpu, _activity(p, stats, r.clock_mhz, r.clock_mhz, 0.0), r.clock_mhz) <= gpu.power.limit_w * 1.005
+    assert power_w(gpu, _activity(p, stats, r.clock_mhz, r.clock_mhz, 0.0), r.clock_mhz + 20) > gpu.power.limit_w
 
 
 def test_large_batches_extend_two_simulated_batches_linearly(h100, monkeypatch):
     from blackwell_sim.engine.kernels import gemm as gemm_module
 
     monkeypatch.setattr(gemm_module, "BATCH_UNIT_BUDGET", 2000)
-    gemm_module._SELECTION_CACHE.clear()
+    gemm_module.clear_caches()
     extended = simulate_gemm(h100, 2048, 2048, 256, batch=24, tile="128x128")
     assert extended.details["batch_extrapolated_from"] is not None
     monkeypatch.setattr(gemm_module, "BATCH_UNIT_BUDGET", 10**9)
-    gemm_module._SELECTION_CACHE.clear()
+    gemm_module.clear_caches()
     exact = simulate_gemm(h100, 2048, 2048, 256, batch=24, tile="128x128")
     assert exact.details["batch_extrapolated_from"] is None
     assert extended.time_s == pytest.approx(exact.time_s, rel=0.01)
     assert extended.bytes["hbm"] == pytest.approx(exact.bytes["hbm"], rel=0.01)
+
+
+def test_secant_share_recovers_the_clock_scaling_part_of_a_run():
+    from blackwell_sim.engine.kernels.gemm import _secant_share
+
+    def elapsed(f):  # 2 us fixed (memory) + 3000 cycles-worth scaling with the clock
+        return 2e-6 + 3000 / f
+    share = _secant_share(1980.0, elapsed(1980.0), 1400.0, elapsed(1400.0), fallback=0.5)
+    assert share == pytest.approx((3000 / 1400.0) / elapsed(1400.0))
+    assert _secant_share(1400.0, 1.0, 1400.0, 1.0, fallback=0.25) == 0.25   # one clock: no slope
+
+
+def test_memoized_simulations_do_not_change_answers(h100):
+    from blackwell_sim.engine.kernels import gemm as gemm_module
+
+    first = simulate_gemm(h100, 3000, 5000, 1024, "fp16")
+    burst = simulate_gemm(h100, 3000, 5000, 1024, "fp16", power_state="burst")
+    gemm_module.clear_caches()
+    assert simulate_gemm(h100, 3000, 5000, 1024, "fp16", power_state="burst").time_s == burst.time_s
+    assert simulate_gemm(h100, 3000, 5000, 1024, "fp16").time_s == first.time_s

@@ -30,6 +30,8 @@ EXTENSIVE_STATS = ("elapsed_s", "math_s", "l2_s", "hbm_s", "die_s", "latency_s",
                    "tmem_s", "smem_s", "hbm_bytes", "l2_bytes", "smem_bytes", "busy_s", "events")
 POWER_ITERATIONS = 4       # power/clock fixed-point steps (converges in 2-3)
 POWER_CLOCK_TOLERANCE_MHZ = 5.0  # fixed point reached: 0.3% of the clock, below the model's resolution
+SURROGATE_ITERATIONS = 20  # fixed-point steps on the extrapolated activity (no simulation; 1-3 suffice)
+SURROGATE_TOLERANCE_MHZ = 0.5
 
 
 def make_problem(gpu: GPUConfig, m: int, n: int, k: int, dtype: str = "bf16", *, batch: int = 1,
@@ -141,7 +143,7 @@ def _select(gpu: GPUConfig, p: GemmProblem, tile: str | None) -> tuple[TileConfi
     fmax = gpu.sm.max_boost_clock_mhz
     best = None
     for cfg in choose_config(gpu, p, tile):
-        stats = _simulate(gpu, p, cfg, fmax, "fast")
+        stats = _simulate_memo(gpu, p, cfg, fmax)
         total = stats.elapsed_s + _reduction_s(gpu, p, cfg)
         if best is None or total < best[0]:
             best = (total, cfg, stats)
@@ -172,15 +174,18 @@ def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch:
     fmax = gpu.sm.max_boost_clock_mhz
     best_cfg, stats = _select(gpu, p, tile)
     clock = fmax
-    # The clock that fits the power limit, from the activity simulated at the previous guess; a
-    # kernel partly limited by memory at max clock draws more than a pure clock scaling predicts
-    # once slowed down, so iterate (a fixed point in a few steps).
+    # The clock that fits the power limit is a fixed point: power depends on the activity, which
+    # depends on the clock. Each step solves it on a surrogate extrapolated from the latest
+    # simulation (its tensor-busy time scales with 1/clock, the rest stays) and re-simulates at
+    # the surrogate's answer, until a simulation confirms its own clock.
+    share = _tensor_share(stats)
     for _ in range(POWER_ITERATIONS):
-        new_clock = clock_mhz(gpu, _activity(p, stats, clock), power_state)
+        new_clock = _surrogate_clock(gpu, p, stats, clock, share, power_state)
         if abs(new_clock - clock) <= POWER_CLOCK_TOLERANCE_MHZ:
             break
-        clock = new_clock
-        stats = _simulate(gpu, p, best_cfg, clock, "fast")
+        new_stats = _simulate_memo(gpu, p, best_cfg, new_clock)
+        share = _secant_share(clock, stats.elapsed_s, new_clock, new_stats.elapsed_s, share)
+        clock, stats = new_clock, new_stats
     if fidelity != "fast" or record_timeline:
         stats = _simulate(gpu, p, best_cfg, clock, fidelity, record_timeline)
     result = _result(gpu, p, best_cfg, stats, clock, fidelity)
@@ -188,9 +193,64 @@ def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch:
     return result
 
 
-def _activity(p: GemmProblem, st: SimStats, clock: float) -> Activity:
-    busy = st.busy_s / (st.workers * st.elapsed_s) if st.elapsed_s else 0.0
-    return Activity(clock, st.elapsed_s, p.flops, p.dtype.math_class, busy, st.hbm_bytes, st.l2_bytes)
+def _tensor_share(st: SimStats) -> float:
+    """First guess of the share of a run's time that scales with 1/clock: tensor-pipe busy time."""
+    return min(1.0, st.math_s / (st.workers * st.elapsed_s)) if st.elapsed_s else 0.0
+
+
+def _secant_share(clock_a: float, elapsed_a: float, clock_b: float, elapsed_b: float,
+                  fallback: float) -> float:
+    """The share of ``elapsed_b`` that scales with 1/clock, from runs at two clocks
+    (elapsed = fixed + scaling / clock)."""
+    if abs(clock_a - clock_b) < SURROGATE_TOLERANCE_MHZ or elapsed_b <= 0:
+        return fallback
+    scaling = (elapsed_a - elapsed_b) / (1.0 / clock_a - 1.0 / clock_b)
+    return min(1.0, max(0.0, scaling / clock_b / elapsed_b))
+
+
+def _activity(p: GemmProblem, st: SimStats, sim_clock: float, clock: float, share: float) -> Activity:
+    """The activity at ``clock`` extrapolated from a simulation at ``sim_clock``: ``share`` of its
+    time scales with 1/clock (tensor pipes, latencies counted in cycles), the rest does not."""
+    if not st.elapsed_s:
+        return Activity(clock, 0.0, p.flops, p.dtype.math_class, 0.0, st.hbm_bytes, st.l2_bytes)
+    busy = st.busy_s / (st.workers * st.elapsed_s)
+    elapsed = st.elapsed_s * ((1.0 - share) + share * sim_clock / clock)
+    return Activity(clock, elapsed, p.flops, p.dtype.math_class, busy, st.hbm_bytes, st.l2_bytes)
+
+
+def _surrogate_clock(gpu: GPUConfig, p: GemmProblem, st: SimStats, sim_clock: float, share: float,
+                     power_state: str) -> float:
+    """The power state's clock, solved on the activity extrapolated from one simulation."""
+    clock = sim_clock
+    for _ in range(SURROGATE_ITERATIONS):
+        new_clock = clock_mhz(gpu, _activity(p, st, sim_clock, clock, share), power_state)
+        if abs(new_clock - clock) <= SURROGATE_TOLERANCE_MHZ:
+            return new_clock
+        clock = new_clock
+    return clock
+
+
+_SIMULATION_CACHE: dict = {}
+
+
+def clear_caches() -> None:
+    """Forget memoized selections and simulations (for tests that patch module parameters)."""
+    _SELECTION_CACHE.clear()
+    _SIMULATION_CACHE.clear()
+
+
+def _simulate_memo(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, clock: float) -> SimStats:
+    """A fast-fidelity simulation, memoized per GPU object (the burst and sustained predictions
+    often settle on the same clock, the tensor-activity cap). Callers must not mutate it."""
+    key = (id(gpu), p, cfg, round(clock, 6))
+    hit = _SIMULATION_CACHE.get(key)
+    if hit is not None and hit[0] is gpu:
+        return hit[1]
+    stats = _simulate(gpu, p, cfg, clock, "fast")
+    if len(_SIMULATION_CACHE) >= _SELECTION_CACHE_SIZE:
+        _SIMULATION_CACHE.pop(next(iter(_SIMULATION_CACHE)))
+    _SIMULATION_CACHE[key] = (gpu, stats)
+    return stats
 
 
 def _result(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, st: SimStats, clock: float,
