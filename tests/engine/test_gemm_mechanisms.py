@@ -240,3 +240,16 @@ def test_memoized_simulations_do_not_change_answers(h100):
     gemm_module.clear_caches()
     assert simulate_gemm(h100, 3000, 5000, 1024, "fp16", power_state="burst").time_s == burst.time_s
     assert simulate_gemm(h100, 3000, 5000, 1024, "fp16").time_s == first.time_s
+
+
+def test_swap_ab_tiles_spare_skinny_m_the_64_row_padding(h100):
+    from blackwell_sim.config import get_dtype
+    from blackwell_sim.engine.kernels.gemm_configs import TileConfig
+    from blackwell_sim.engine.tensor_core import TensorCore
+
+    tc = TensorCore(h100, get_dtype("bf16"))
+    padded = TileConfig(64, 128, 64, variant="pingpong")            # 32 of its 64 rows are padding
+    swapped = TileConfig(32, 128, 64, variant="pingpong", swap_ab=True)  # m64n32 along N instead
+    assert swapped.kblock_cycles(tc) < padded.kblock_cycles(tc)
+    r = simulate_gemm(h100, 32, 4096, 14336, power_state="burst")
+    assert "swapab" in r.tile and r.efficiency["tile_padding"] == 1.0

@@ -62,7 +62,7 @@ def estimate_s(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, clock_mhz: float
     workers = (gpu.sm.count // (cfg.sms_per_unit * cfg.cluster_m * cfg.cluster_n)) * cfg.cluster_m * cfg.cluster_n
     k_len = math.ceil(p.k / cfg.split_k)
     k_iters = math.ceil(k_len / cfg.tile_k)
-    t_math = k_iters * tc.kblock_cycles(cfg.tile_m // cfg.sms_per_unit, cfg.tile_n, cfg.tile_k) / clock_hz
+    t_math = k_iters * cfg.kblock_cycles(tc) / clock_hz
     l2_unit = (cfg.tile_m / cfg.cluster_n * p.operand_bytes_per_element("a")
                + cfg.tile_n / cfg.cluster_m * p.operand_bytes_per_element("b")) * k_len
     concurrent = min(units, workers)
@@ -270,7 +270,7 @@ def _result(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, st: SimStats, clock
     wave_eff = st.units / (waves * st.workers)
     efficiency = {
         "clock": clock / gpu.sm.clock_mhz,
-        "mma_pipe": ideal_kblock / tc.kblock_cycles(rows, cfg.tile_n, cfg.tile_k),
+        "mma_pipe": ideal_kblock / cfg.kblock_cycles(tc),
         "tile_padding": p.flops / computed,
         "idle_sms": st.workers * cfg.sms_per_unit / gpu.sm.count,
         "wave_quantization": wave_eff,

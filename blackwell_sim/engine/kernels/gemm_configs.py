@@ -89,10 +89,18 @@ class TileConfig:
     swizzle: int = 8             #: band width in tiles (1 = plain row/column-major order)
     stages: int = 0
     variant: str = ""
+    swap_ab: bool = False        #: MMA computes C^T = B^T A^T: the instruction's M runs along N
+
+    def kblock_cycles(self, tc: TensorCore) -> float:
+        """MMA pipe cycles of one k-block on one SM (the instruction's M runs along N when swapped)."""
+        rows = self.tile_m // self.sms_per_unit
+        if self.swap_ab:
+            return tc.kblock_cycles(self.tile_n, rows, self.tile_k)
+        return tc.kblock_cycles(rows, self.tile_n, self.tile_k)
 
     @property
     def name(self) -> str:
-        parts = [f"{self.tile_m}x{self.tile_n}x{self.tile_k}", self.variant,
+        parts = [f"{self.tile_m}x{self.tile_n}x{self.tile_k}", self.variant + ("-swapab" if self.swap_ab else ""),
                  f"cluster{self.cluster_m}x{self.cluster_n}", f"stages{self.stages}"]
         if self.split_k > 1:
             parts.append(f"splitk{self.split_k}")
@@ -138,6 +146,10 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
                     for cm in (1, 2):
                         out.append(TileConfig(m, n, tk, cluster_m=cm, epilogue_overlap=True,
                                               variant="pingpong"))
+        # swap-AB kernels run the instruction's fixed M=64 slices along N and its free width along M
+        # (nvjet's 'v' kernels with 96x64, 112x128, 144x128, 224x64 tiles in our H100 profiles)
+        out += [replace(c, tile_m=c.tile_n, tile_n=c.tile_m, swap_ab=True)
+                for c in out if c.tile_n != c.tile_m and c.tile_n not in (64, 128, 192, 256, 320)]
     return out
 
 

@@ -85,7 +85,7 @@ class GemmSimulation:
         self.rows_per_sm = cfg.tile_m // cfg.sms_per_unit
         self.k_len = math.ceil(problem.k / cfg.split_k)
         self.k_iters = math.ceil(self.k_len / cfg.tile_k)
-        self.kblock_s = self.tc.kblock_cycles(self.rows_per_sm, cfg.tile_n, cfg.tile_k) / self.clock_hz
+        self.kblock_s = cfg.kblock_cycles(self.tc) / self.clock_hz
         inflight_latency_l2 = self.tma.latency_s
         inflight_latency_hbm = self.tma.latency_s + self.hbm.latency_s
         self.cap_l2 = self.tma.rate_cap(inflight_latency_l2) * cfg.sms_per_unit
