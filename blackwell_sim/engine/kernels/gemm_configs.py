@@ -133,8 +133,9 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
                                           variant="2sm"))
     elif dtype.math_class == "tf32":
         # cuBLAS runs tf32 on Hopper with its older non-persistent sm90_xmma kernels, not nvjet:
-        # 128x256x32 (2 warpgroups) and 64x128x32 (1 warpgroup), per our H100 profiles
-        out = [TileConfig(128, 256, tk, variant="xmma"), TileConfig(64, 128, tk, variant="xmma")]
+        # 128x256x32 (2 warpgroups), 128x128x32 and 64x128x32 (1 warpgroup), per our H100 profiles
+        out = [TileConfig(128, 256, tk, variant="xmma"), TileConfig(128, 128, tk, variant="xmma"),
+               TileConfig(64, 128, tk, variant="xmma")]
     else:
         for n in WGMMA_TILE_N:
             for m in (128, 192, 256, 320):       # cooperative: two consumer warpgroups split the tile
