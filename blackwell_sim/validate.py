@@ -63,8 +63,13 @@ def _harnessed(gpu: GPUConfig, row: dict, call: TimedCall, simulate) -> list:
     """``median_s`` (and ``median_s_queued`` when present) as the harness timed them.
 
     ``simulate(power_state)`` returns the kernel's KernelResult in that power state. The queued
-    variant ran right after the plain one (so it starts loaded) and excludes host dispatch.
+    variant ran right after the plain one (so it starts loaded) and excludes host dispatch. A row
+    with ``gpu_s`` and no ``median_s`` (a published kernel time) is the sustained kernel time.
     """
+    if "median_s" not in row and "gpu_s" in row:
+        # a published kernel time (profiler or CUDA graph over many runs): no host, sustained clock
+        sustained = simulate("sustained")
+        return [("gpu_s", _need(row, "gpu_s"), sustained.time_s, sustained)]
     burst, sustained = simulate("burst"), simulate("sustained")
     response_s = gpu.power.response_ms * 1e-3
 

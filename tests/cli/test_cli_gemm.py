@@ -68,6 +68,21 @@ def test_bad_input_is_one_line_exit_2(cli_subprocess, args, needle):
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_validate_reads_published_kernel_times_as_sustained_gpu_time(cli, tmp_path):
+    from blackwell_sim.config import load_config
+    from blackwell_sim.engine.kernels.gemm import simulate_gemm
+
+    row = {"kind": "gemm", "dtype": "nvfp4", "m": 8192, "n": 8192, "k": 8192, "gpu_s": 1.0e-4,
+           "source": "a published benchmark"}
+    path = tmp_path / "published.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    data = cli("validate", str(path), "--config", "b200", "--json").json()
+    (out,) = data["rows"]
+    expected = simulate_gemm(load_config("b200"), 8192, 8192, 8192, "nvfp4", power_state="sustained")
+    assert out["quantity"] == "gpu_s" and out["source"] == "a published benchmark"
+    assert out["predicted_s"] == pytest.approx(expected.time_s)
+
+
 def test_validate_bad_json_line_names_file_and_line(cli_subprocess, tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"kind": "copy", "mib": 8, "median_s": 1e-5}\n{not json}\n')
