@@ -112,3 +112,15 @@ def test_gemm_functional_on_operand_files(cli, tmp_path):
     bad = cli(*base, "--m", "64", "--n", "32", "--k", "127")
     assert bad.returncode == 2 and "has shape (64, 128), the op needs (64, 127)" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_published_b200_file_is_predicted_row_by_row_with_its_sources(cli):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "b200_published.jsonl"
+    data = cli("validate", str(path), "--config", "b200", "--json").json()
+    assert len(data["rows"]) == sum(1 for line in path.read_text().splitlines() if '"gemm"' in line)
+    for row in data["rows"]:
+        assert row["quantity"] == "gpu_s" and row["source"].startswith("https://")
+        assert row["predicted_s"] > 0
+    assert [s["kind"] for s in data["skipped"]] == ["env"]
