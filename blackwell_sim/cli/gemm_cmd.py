@@ -54,6 +54,7 @@ def run_gemm(args: argparse.Namespace) -> dict:
                       fidelity=args.fidelity, tile=args.tile)
     data = r.to_dict()
     data["details"].pop("timeline", None)
+    data["details"].pop("lanes", None)
     text = _text(r)
     if args.functional or args.a or args.b:
         data["functional"] = _functional(args)

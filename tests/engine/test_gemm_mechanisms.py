@@ -253,3 +253,18 @@ def test_swap_ab_tiles_spare_skinny_m_the_64_row_padding(h100):
     assert swapped.kblock_cycles(tc) < padded.kblock_cycles(tc)
     r = simulate_gemm(h100, 32, 4096, 14336, power_state="burst")
     assert "swapab" in r.tile and r.efficiency["tile_padding"] == 1.0
+
+
+def test_recorded_lanes_show_each_k_block_loaded_before_its_mma(h100):
+    plain = simulate_gemm(h100, 2048, 2048, 1024, fidelity="detailed", tile="128x256")
+    r = simulate_gemm(h100, 2048, 2048, 1024, fidelity="detailed", tile="128x256", record_timeline=True)
+    assert r.time_s == plain.time_s                       # recording does not change the run
+    lanes = [e for e in r.details["lanes"] if e[0] == 0]
+    by_lane = {name: [(s, e) for _, lane, s, e in lanes if lane == name]
+               for name in ("setup", "load", "mma", "epilogue", "store")}
+    tiles = [t for t in r.details["timeline"] if t[0] == 0]
+    k_blocks = 1024 // 64
+    assert len(by_lane["setup"]) == 1 and len(by_lane["store"]) == len(tiles)
+    assert len(by_lane["mma"]) == len(by_lane["load"]) == len(tiles) * k_blocks
+    for (_, load_end), (mma_start, mma_end) in zip(by_lane["load"], by_lane["mma"]):
+        assert load_end <= mma_start + 1e-15 and mma_end > mma_start

@@ -162,6 +162,9 @@ def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch:
 
     ``power_state`` picks the clock (engine/power.py): "sustained" under the power limit, or
     "burst", the boost clock of an isolated call before the power controller responds.
+    ``record_timeline`` fills ``details["timeline"]`` (worker, unit, start_s, end_s per tile) and
+    ``details["lanes"]`` (worker, lane, start_s, end_s per step: SimStats.lanes), with times from
+    the start of the main kernel (after ``details["launch_s"]``).
     """
     if fidelity not in FIDELITIES:
         raise BlackwellSimError(f"gemm: fidelity must be one of {', '.join(FIDELITIES)}, got {fidelity!r}")
@@ -302,5 +305,6 @@ def _result(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, st: SimStats, clock
                  "l2_hit_rate": st.l2_hit_rate, "events": round(st.events),
                  "batch_extrapolated_from": st.extrapolated_from, "launch_s": launch_s,
                  "reduction_s": reduction_s, "time_components_s": components,
-                 "timeline": st.timeline if st.timeline else None},
+                 "timeline": st.timeline if st.timeline else None,
+                 "lanes": st.lanes if st.lanes else None},
     )

@@ -60,7 +60,11 @@ class SimStats:
     l2_hit_rate: float = 0.0
     busy_s: float = 0.0          #: worker-seconds with a unit in flight
     events: int = 0
-    timeline: list = field(default_factory=list)
+    timeline: list = field(default_factory=list)  #: (worker, unit, start_s, end_s) per unit, if recorded
+    #: (worker, lane, start_s, end_s) per timed step, if recorded; lanes: "setup", "load" (a TMA
+    #: load from the start of its transfer to its arrival in SMEM), "mma" (one k-block, detailed),
+    #: "mainloop" (one K segment, fast), "epilogue" (accumulator -> SMEM), "store" (C -> memory)
+    lanes: list = field(default_factory=list)
     extrapolated_from: tuple[int, int] | None = None  #: batches simulated when a batch was extended
 
 
@@ -177,7 +181,11 @@ class GemmSimulation:
         st.hbm_bytes += hbm_bytes
         return max(t_l2, t_hbm, t_die)
 
-    def _mainloop_fast(self, unit, rows, cols, k_len):
+    def _lane(self, wid: int, lane: str, start_s: float, end_s: float) -> None:
+        if self.record:
+            self.stats.lanes.append((wid, lane, start_s, end_s))
+
+    def _mainloop_fast(self, wid, unit, rows, cols, k_len):
         """Closed form per segment: fill latency once, then max(math, memory), then drain."""
         env, st = self.env, self.stats
         first = True
@@ -197,12 +205,13 @@ class GemmSimulation:
                 first = False
             last_kblock = min(t_math, t_mem) / kblocks
             st.events += 1
+            self._lane(wid, "mainloop", env.now, env.now + t)
             yield env.timeout(t)
             self._leave(hbm_bytes)
         st.latency_s += last_kblock
         yield env.timeout(last_kblock)
 
-    def _mainloop_detailed(self, unit, rows, cols, k_len):
+    def _mainloop_detailed(self, wid, unit, rows, cols, k_len):
         """One event per k-block: a TMA producer and an MMA consumer sharing ``stages`` slots."""
         env, st = self.env, self.stats
         empty = simpy.Container(env, capacity=self.cfg.stages, init=self.cfg.stages)
@@ -222,7 +231,9 @@ class GemmSimulation:
                 self._join(hbm_bytes)
                 for _ in range(kblocks):
                     yield empty.get(1)
+                    issued = env.now
                     yield env.timeout(self._transfer_s(l2_bytes / kblocks, hbm_bytes / kblocks))
+                    self._lane(wid, "load", issued, env.now + latency)
                     env.process(deliver(env.now + latency))
                     st.events += 3
                 self._leave(hbm_bytes)
@@ -230,6 +241,7 @@ class GemmSimulation:
         def consumer():
             for _ in range(n):
                 yield full.get(1)
+                self._lane(wid, "mma", env.now, env.now + self.kblock_s)
                 yield env.timeout(self.kblock_s)
                 st.math_s += self.kblock_s
                 yield empty.put(1)
@@ -240,21 +252,24 @@ class GemmSimulation:
         yield env.process(consumer())
         st.latency_s += max(0.0, (env.now - start) - n * self.kblock_s)
 
-    def _store(self, out_bytes: float):
+    def _store(self, wid: int, out_bytes: float):
         self.hbm.join()
         t = self.hbm.seconds_for(out_bytes)
+        self._lane(wid, "store", self.env.now, self.env.now + t)
         yield self.env.timeout(t)
         self.hbm.leave()
 
     def _worker(self, wid: int):
         env, st, cfg = self.env, self.stats, self.cfg
-        yield env.timeout(self.gpu.launch.cta_setup_cycles / self.clock_hz)
+        setup_s = self.gpu.launch.cta_setup_cycles / self.clock_hz
+        self._lane(wid, "setup", env.now, env.now + setup_s)
+        yield env.timeout(setup_s)
         main = self._mainloop_fast if self.fidelity == "fast" else self._mainloop_detailed
         pending_epilogue = None
         while (unit := self._take()) is not None:
             start = env.now
             rows, cols, k_len = self._unit_shape(*unit)
-            yield from main(unit, rows, cols, k_len)
+            yield from main(wid, unit, rows, cols, k_len)
             out_bytes = rows * cols * self.out_bits / 8
             st.hbm_bytes += out_bytes
             local = self._epilogue_local_s()
@@ -263,11 +278,12 @@ class GemmSimulation:
                     wait_start = env.now
                     yield pending_epilogue
                     st.epilogue_exposed_s += env.now - wait_start
-                pending_epilogue = env.process(self._epilogue_async(local, out_bytes))
+                pending_epilogue = env.process(self._epilogue_async(wid, local, out_bytes))
             else:
                 t0 = env.now
+                self._lane(wid, "epilogue", env.now, env.now + local)
                 yield env.timeout(local)
-                yield env.process(self._store(out_bytes))
+                yield env.process(self._store(wid, out_bytes))
                 st.epilogue_exposed_s += env.now - t0
             st.units += 1
             st.busy_s += env.now - start
@@ -276,9 +292,10 @@ class GemmSimulation:
         if pending_epilogue is not None and not pending_epilogue.triggered:
             yield pending_epilogue
 
-    def _epilogue_async(self, local_s: float, out_bytes: float):
+    def _epilogue_async(self, wid: int, local_s: float, out_bytes: float):
+        self._lane(wid, "epilogue", self.env.now, self.env.now + local_s)
         yield self.env.timeout(local_s)
-        yield self.env.process(self._store(out_bytes))
+        yield self.env.process(self._store(wid, out_bytes))
 
     def run(self) -> SimStats:
         workers = self.sms.workers(self.cfg.sms_per_unit, self.cfg.cluster_m * self.cfg.cluster_n)
