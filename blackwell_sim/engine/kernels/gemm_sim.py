@@ -205,7 +205,8 @@ class GemmSimulation:
                 first = False
             last_kblock = min(t_math, t_mem) / kblocks
             st.events += 1
-            self._lane(wid, "mainloop", env.now, env.now + t)
+            if self.record:
+                st.lanes.append((wid, "mainloop", env.now, env.now + t))
             yield env.timeout(t)
             self._leave(hbm_bytes)
         st.latency_s += last_kblock
@@ -233,7 +234,8 @@ class GemmSimulation:
                     yield empty.get(1)
                     issued = env.now
                     yield env.timeout(self._transfer_s(l2_bytes / kblocks, hbm_bytes / kblocks))
-                    self._lane(wid, "load", issued, env.now + latency)
+                    if self.record:
+                        st.lanes.append((wid, "load", issued, env.now + latency))
                     env.process(deliver(env.now + latency))
                     st.events += 3
                 self._leave(hbm_bytes)
@@ -241,7 +243,8 @@ class GemmSimulation:
         def consumer():
             for _ in range(n):
                 yield full.get(1)
-                self._lane(wid, "mma", env.now, env.now + self.kblock_s)
+                if self.record:
+                    st.lanes.append((wid, "mma", env.now, env.now + self.kblock_s))
                 yield env.timeout(self.kblock_s)
                 st.math_s += self.kblock_s
                 yield empty.put(1)
