@@ -114,11 +114,12 @@ def test_gemm_functional_on_operand_files(cli, tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_published_b200_file_is_predicted_row_by_row_with_its_sources(cli):
+@pytest.mark.parametrize("name,preset", [("b200_published.jsonl", "b200"), ("gb200_published.jsonl", "gb200")])
+def test_published_blackwell_files_are_predicted_row_by_row_with_their_sources(cli, name, preset):
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "b200_published.jsonl"
-    data = cli("validate", str(path), "--config", "b200", "--json").json()
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / name
+    data = cli("validate", str(path), "--config", preset, "--json").json()
     assert len(data["rows"]) == sum(1 for line in path.read_text().splitlines() if '"gemm"' in line)
     for row in data["rows"]:
         assert row["quantity"] == "gpu_s" and row["source"].startswith("https://")
