@@ -280,3 +280,14 @@ def test_blackwell_tile_widths_follow_the_mma_kinds():
     assert {96, 160, 224} <= widths["bf16"]            # dense kinds: N in steps of 32
     assert widths["nvfp4"] <= {64, 128, 192, 256}       # block-scaled kinds: steps of 64
     assert simulate_gemm(b200, 8192, 8192, 8192).details["lanes"] is None   # nothing recorded
+
+
+def test_tf32_short_k_prefers_the_pingpong_xmma_kernel_that_hides_its_epilogue(h100):
+    short_k = simulate_gemm(h100, 16384, 4096, 256, "tf32", power_state="burst")  # C is 8x A and B together
+    shared = simulate_gemm(h100, 16384, 4096, 256, "tf32", power_state="burst", tile="128x256")
+    assert "xmma-pingpong" in short_k.tile and short_k.details["epilogue_overlap"]    # cuBLAS's pick too
+    waiting = [r.details["time_components_s"]["latency"] for r in (short_k, shared)]
+    assert short_k.details["units"] == 2 * shared.details["units"]
+    assert waiting[0] < 0.7 * waiting[1]   # twice the tiles, yet less waiting on epilogues and fills
+    long_k = simulate_gemm(h100, 8192, 8192, 8192, "tf32", power_state="burst")   # cuBLAS: 128x256 (profiles)
+    assert long_k.tile.startswith("128x256x32 xmma ")

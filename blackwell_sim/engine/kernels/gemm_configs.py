@@ -138,10 +138,14 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
                     out.append(TileConfig(pair_m, n, tk, 2, cluster_m=2, epilogue_overlap=buffers >= 2,
                                           variant="2sm"))
     elif dtype.math_class == "tf32":
-        # cuBLAS runs tf32 on Hopper with its older non-persistent sm90_xmma kernels, not nvjet:
-        # 128x256x32 (2 warpgroups), 128x128x32 and 64x128x32 (1 warpgroup), per our H100 profiles
-        out = [TileConfig(128, 256, tk, variant="xmma"), TileConfig(128, 128, tk, variant="xmma"),
-               TileConfig(64, 128, tk, variant="xmma")]
+        # cuBLAS runs tf32 on Hopper with its sm90_xmma kernels, not nvjet (our H100 profiles):
+        # 128x256x32 with two warpgroups sharing a tile, and 128x128x32 / 64x128x32 with one
+        # warpgroup per tile; the latter run 384 threads on a persistent grid (132 CTAs, all of
+        # SMEM, 168 registers: 128 for the accumulator), i.e. two consumer warpgroups taking
+        # tiles in turn, as ping-pong kernels do, so one's epilogue overlaps the other's main loop
+        out = [TileConfig(128, 256, tk, variant="xmma"),
+               TileConfig(128, 128, tk, epilogue_overlap=True, variant="xmma-pingpong"),
+               TileConfig(64, 128, tk, epilogue_overlap=True, variant="xmma-pingpong")]
     else:
         for n in WGMMA_TILE_N:
             for m in (128, 192, 256, 320):       # cooperative: two consumer warpgroups split the tile
