@@ -21,7 +21,9 @@ Two power states (``POWER_STATES``):
   ``burst_limit_w`` (instantaneous power peaked at 804-882 W in those windows).
 
 Both are bounded by the tensor-activity clock cap of the math class (``activity_clock_cap_mhz``:
-H100 holds 1635 MHz under bf16 GEMMs on all-zero data at 446 W, far below its 700 W limit).
+H100 holds 1635 MHz under bf16 GEMMs on all-zero data at 446 W, far below its 700 W limit). The
+cap was measured on wgmma kernels; cuBLAS's sm80 fallback kernels (``mma.sync``) run at 1980 MHz
+(benchmarks/data/h100_recovery.jsonl), so their activity is not capped.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Activity:
     sm_busy: float          #: fraction of SM-time with a CTA resident
     hbm_bytes: float
     l2_bytes: float
+    capped: bool = True     #: bounded by the math class's tensor-activity clock cap (wgmma / tcgen05)
 
 
 def power_w(gpu: GPUConfig, act: Activity, clock_mhz: float) -> float:
@@ -73,7 +76,7 @@ def boost_clock_mhz(gpu: GPUConfig, math_class: str | None) -> float:
 def sustained_clock_mhz(gpu: GPUConfig, act: Activity, limit_w: float | None = None) -> float:
     """Highest clock in [min_clock_mhz, boost] whose power fits ``limit_w`` (default: the limit)."""
     limit_w = gpu.power.limit_w if limit_w is None else limit_w
-    hi = boost_clock_mhz(gpu, act.math_class if act.tensor_flops > 0 else None)
+    hi = boost_clock_mhz(gpu, act.math_class if act.tensor_flops > 0 and act.capped else None)
     lo = min(gpu.power.min_clock_mhz, hi)
     if power_w(gpu, act, hi) <= limit_w:
         return hi

@@ -125,6 +125,8 @@ def test_misaligned_leading_dimension_falls_back_to_the_slower_sm80_kernel(h100)
     odd_k = simulate_gemm(h100, 4096, 4096, 4095, power_state="burst")   # 8190-byte rows: 2-byte vectors
     assert "fallback-vec2b" in odd_k.tile and "fallback" not in aligned.tile
     assert odd_k.time_s > 3 * aligned.time_s
+    # the wgmma activity cap does not bind the mma.sync fallback kernels (1980 MHz alone, NVML)
+    assert aligned.clock_mhz <= h100.power.activity_clock_cap_mhz["bf16"] < odd_k.clock_mhz
     four_byte = simulate_gemm(h100, 2500, 4500, 3500, power_state="burst")  # 7000/9000-byte rows
     assert "fallback-vec4b" in four_byte.tile
     odd_m = simulate_gemm(h100, 4095, 4096, 4096, power_state="burst")   # M is no leading dimension

@@ -13,8 +13,8 @@ import math
 from dataclasses import replace
 
 from blackwell_sim.config import GPUConfig, get_dtype, gpu_of
-from blackwell_sim.engine.kernels.gemm_configs import (GemmProblem, TileConfig, candidates, tensor_core_for,
-                                                      vector_bytes)
+from blackwell_sim.engine.kernels.gemm_configs import (GemmProblem, TileConfig, candidates, fallback_key,
+                                                      tensor_core_for, vector_bytes)
 from blackwell_sim.engine.kernels.gemm_sim import GemmSimulation, SimStats
 from blackwell_sim.engine.power import POWER_STATES, Activity, boost_clock_mhz, clock_mhz
 from blackwell_sim.engine.result import KernelResult
@@ -211,22 +211,23 @@ def _secant_share(clock_a: float, elapsed_a: float, clock_b: float, elapsed_b: f
     return min(1.0, max(0.0, scaling / clock_b / elapsed_b))
 
 
-def _activity(p: GemmProblem, st: SimStats, sim_clock: float, clock: float, share: float) -> Activity:
+def _activity(p: GemmProblem, st: SimStats, sim_clock: float, clock: float, share: float,
+              capped: bool = True) -> Activity:
     """The activity at ``clock`` extrapolated from a simulation at ``sim_clock``: ``share`` of its
     time scales with 1/clock (tensor pipes, latencies counted in cycles), the rest does not."""
     if not st.elapsed_s:
-        return Activity(clock, 0.0, p.flops, p.dtype.math_class, 0.0, st.hbm_bytes, st.l2_bytes)
+        return Activity(clock, 0.0, p.flops, p.dtype.math_class, 0.0, st.hbm_bytes, st.l2_bytes, capped)
     busy = st.busy_s / (st.workers * st.elapsed_s)
     elapsed = st.elapsed_s * ((1.0 - share) + share * sim_clock / clock)
-    return Activity(clock, elapsed, p.flops, p.dtype.math_class, busy, st.hbm_bytes, st.l2_bytes)
+    return Activity(clock, elapsed, p.flops, p.dtype.math_class, busy, st.hbm_bytes, st.l2_bytes, capped)
 
 
 def _surrogate_clock(gpu: GPUConfig, p: GemmProblem, st: SimStats, sim_clock: float, share: float,
                      power_state: str) -> float:
     """The power state's clock, solved on the activity extrapolated from one simulation."""
-    clock = sim_clock
+    clock, capped = sim_clock, fallback_key(p, gpu) is None
     for _ in range(SURROGATE_ITERATIONS):
-        new_clock = clock_mhz(gpu, _activity(p, st, sim_clock, clock, share), power_state)
+        new_clock = clock_mhz(gpu, _activity(p, st, sim_clock, clock, share, capped), power_state)
         if abs(new_clock - clock) <= SURROGATE_TOLERANCE_MHZ:
             return new_clock
         clock = new_clock
@@ -285,7 +286,8 @@ def _result(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, st: SimStats, clock
     bound = max(components, key=components.get)
     if (launch_s + reduction_s) > st.elapsed_s:
         bound = "launch"
-    elif bound == "compute" and clock < boost_clock_mhz(gpu, p.dtype.math_class) - CLOCK_TOLERANCE_MHZ:
+    elif bound == "compute" and clock < boost_clock_mhz(
+            gpu, p.dtype.math_class if fallback_key(p, gpu) is None else None) - CLOCK_TOLERANCE_MHZ:
         bound = "power"
     return KernelResult(
         kernel=f"gemm {p.m}x{p.n}x{p.k}" + (f" batch {p.batch}" if p.batch > 1 else "")
