@@ -92,6 +92,9 @@ class GemmSimulation:
         self.kblock_s = cfg.kblock_cycles(self.tc) / self.clock_hz
         inflight_latency_l2 = self.tma.latency_s
         inflight_latency_hbm = self.tma.latency_s + self.hbm.latency_s
+        #: a k-block's load latency: TMA issue plus the L2 hit or the HBM round trip
+        self.latency_l2_s = self.tma.latency_s + self.l2.hit_latency_s
+        self.latency_hbm_s = self.tma.latency_s + self.hbm.latency_s
         self.cap_l2 = self.tma.rate_cap(inflight_latency_l2) * cfg.sms_per_unit
         self.cap_hbm = self.tma.rate_cap(inflight_latency_hbm) * cfg.sms_per_unit
         self.out_bits = ACCUMULATOR_BITS if cfg.split_k > 1 else problem.out_bits
@@ -193,7 +196,7 @@ class GemmSimulation:
         for kblocks, l2_bytes, hbm_bytes in self._segments(unit, rows, cols, k_len):
             self._join(hbm_bytes)
             t_mem = self._transfer_s(l2_bytes, hbm_bytes)
-            latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
+            latency = self.latency_hbm_s if hbm_bytes else self.latency_l2_s
             # ``stages`` loads in flight, each taking latency + its transfer: the pipeline's own limit.
             t_mem = max(t_mem, kblocks * (latency + t_mem / kblocks) / self.cfg.stages)
             t_math = kblocks * self.kblock_s
@@ -228,7 +231,7 @@ class GemmSimulation:
             # A unit's TMA loads move one after another; each is priced at the link shares of the
             # moment it starts (not when it was queued), and lands ``latency`` after it has moved.
             for kblocks, l2_bytes, hbm_bytes in self._segments(unit, rows, cols, k_len):
-                latency = self.tma.latency_s + (self.hbm.latency_s if hbm_bytes else self.l2.hit_latency_s)
+                latency = self.latency_hbm_s if hbm_bytes else self.latency_l2_s
                 self._join(hbm_bytes)
                 for _ in range(kblocks):
                     yield empty.get(1)
@@ -286,7 +289,7 @@ class GemmSimulation:
                 t0 = env.now
                 self._lane(wid, "epilogue", env.now, env.now + local)
                 yield env.timeout(local)
-                yield env.process(self._store(wid, out_bytes))
+                yield from self._store(wid, out_bytes)
                 st.epilogue_exposed_s += env.now - t0
             st.units += 1
             st.busy_s += env.now - start
