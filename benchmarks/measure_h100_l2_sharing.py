@@ -15,14 +15,14 @@ Reports bytes moved / kernel time. Writes $OUT/h100_l2_sharing.jsonl.
 """
 
 import json
-import os
 import statistics
 
 import torch
 import triton
 import triton.language as tl
 
-OUT = os.environ.get("OUT", "/tmp")
+from measure_h100_order import write_rows
+
 PANEL_BYTES = 192 * 1024          # one program's panel (fits the L2 many times over)
 CHUNK = 4096                      # fp32 elements per load (16 KiB)
 PASSES = 24
@@ -69,10 +69,7 @@ def main():
         for group, stagger in ((1, 0), (programs, 0), (programs, 1), (2, 0), (8, 0), (32, 0)):
             rows.append(run(programs, group, stagger))
             print(json.dumps(rows[-1]), flush=True)
-    path = os.path.join(OUT, "h100_l2_sharing.jsonl")
-    with open(path + ".tmp", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    os.replace(path + ".tmp", path)
+    write_rows(rows, "h100_l2_sharing.jsonl")
 
 
 if __name__ == "__main__":

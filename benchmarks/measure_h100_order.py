@@ -99,7 +99,7 @@ def gemm_row(dt_name, dt, m, n, kk, sequence):
     med, mn, clocks = bench(f, reps=20 if m * n * kk > 2**39 else 40)
     row = dict(kind="gemm", dtype=dt_name, m=m, n=n, k=kk, median_s=med, min_s=mn,
                tflops=2 * m * n * kk / med / 1e12, sequence=sequence, **clocks)
-    del A, B, C
+    A = B = C = None   # release the buffers before empty_cache
     torch.cuda.empty_cache()
     return row
 
@@ -131,7 +131,12 @@ def main():
         time.sleep(IDLE_PAUSE_S)
         rows.append(gemm_row(dt_name, DTYPES[dt_name], m, n, kk, f"isolated_after_{IDLE_PAUSE_S:.0f}s_idle"))
         print(json.dumps(rows[-1]), flush=True)
-    path = os.path.join(OUT, "h100_order.jsonl")
+    write_rows(rows, "h100_order.jsonl")
+
+
+def write_rows(rows, name):
+    """$OUT/name as JSON lines, written atomically."""
+    path = os.path.join(OUT, name)
     with open(path + ".tmp", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     os.replace(path + ".tmp", path)

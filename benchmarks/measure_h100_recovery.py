@@ -13,14 +13,12 @@ Writes $OUT/h100_recovery.jsonl (kinds gemm with ``sequence``, and ``clock_trace
 """
 
 import json
-import os
 import time
 
 import torch
 
-from measure_h100_order import DTYPES, IDLE_PAUSE_S, NVML, Sampler, gemm_row, props
+from measure_h100_order import DTYPES, IDLE_PAUSE_S, NVML, Sampler, gemm_row, props, write_rows
 
-OUT = os.environ.get("OUT", "/tmp")
 HEAVY_S, LIGHT_S, IDLE_S = 0.4, 0.6, 0.5
 MISALIGNED = [(4095, 4095, 4095), (4096, 4096, 4095), (2048, 2048, 2047), (2500, 4500, 3500)]
 
@@ -70,10 +68,7 @@ def main():
         print(json.dumps({k: v for k, v in r.items() if not isinstance(v, list)}),
               "heavy median", sorted(g for _, g in r["heavy_calls"])[len(r["heavy_calls"]) // 2],
               "light first/last", r["light_calls"][:3], r["light_calls"][-3:], flush=True)
-    path = os.path.join(OUT, "h100_recovery.jsonl")
-    with open(path + ".tmp", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    os.replace(path + ".tmp", path)
+    write_rows(rows, "h100_recovery.jsonl")
 
 
 if __name__ == "__main__":
