@@ -272,15 +272,14 @@ def test_recorded_lanes_show_each_k_block_loaded_before_its_mma(h100):
         assert load_end <= mma_start + 1e-15 and mma_end > mma_start
 
 
-def test_blackwell_tile_widths_follow_the_mma_kinds():
+def test_blackwell_tile_widths_are_cutlass_default_emission_shapes():
     from blackwell_sim.engine.kernels.gemm import make_problem
     from blackwell_sim.engine.kernels.gemm_configs import candidates
 
     b200 = load_config("b200")
     widths = {dt: {c.tile_n for c in candidates(b200, make_problem(b200, 8192, 8192, 8192, dt))
                    if c.variant == "2sm"} for dt in ("bf16", "nvfp4")}
-    assert {96, 160, 224} <= widths["bf16"]            # dense kinds: N in steps of 32
-    assert widths["nvfp4"] <= {64, 128, 192, 256}       # block-scaled kinds: steps of 64
+    assert widths["bf16"] == widths["nvfp4"] == {64, 128, 192, 256}
     assert simulate_gemm(b200, 8192, 8192, 8192).details["lanes"] is None   # nothing recorded
 
 

@@ -29,10 +29,10 @@ SPLIT_K_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
 #: show 64x8, 64x16, 64x48, 128x232, 144x128, 192x192, 320x128: benchmarks/data kernels field).
 WGMMA_TILE_N = (8, 16, 32, 48, 64, 80, 96, 128, 160, 192, 208, 232, 256)
 #: Blackwell tile widths: CUTLASS's SM100 tcgen05 shape list (python/cutlass_library/sm100_shapes.py)
-#: has N in steps of 32 from 64 to 256 for 1-SM and 2-SM dense 16-bit, tf32 and fp8/fp6/fp4 MMAs,
-#: and 64, 128, 192, 256 for the block-scaled (MX, NVFP4) ones.
-TCGEN05_TILE_N = (64, 96, 128, 160, 192, 224, 256)
-TCGEN05_BLOCK_SCALED_TILE_N = (64, 128, 192, 256)
+#: allows N in steps of 32 (16 for 1-SM) up to 256, and tags each shape with the emission level at
+#: which its library kernels are built; those emitted up to level 3 (the rest only at level 5) have
+#: N = 64, 128, 192, 256, which is also the whole list for the block-scaled (MX, NVFP4) kinds.
+TCGEN05_TILE_N = (64, 128, 192, 256)
 #: fp32 accumulators live in registers on Hopper, at most 255 per thread [PTX]; what is left holds
 #: addresses and fragments. Per-thread accumulator limits (estimates bounded by our H100 profiles:
 #: the largest cooperative tiles seen are 320x128 and 256x128/192x192 (160 and 144 registers per
@@ -118,9 +118,8 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
     out: list[TileConfig] = []
     if tc.instruction == "tcgen05":
         tmem = TMEM(gpu.tmem)
-        widths = TCGEN05_BLOCK_SCALED_TILE_N if dtype.block_size else TCGEN05_TILE_N
         for m_rows in tc.mma_m:
-            for n in widths:
+            for n in TCGEN05_TILE_N:
                 if n > tc.max_mma_n:
                     continue
                 buffers = tmem.accumulator_buffers(n)
@@ -131,7 +130,7 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
         for pair_m in tc.pair_mma_m:
             if pair_m < 256:
                 continue
-            for n in widths:
+            for n in TCGEN05_TILE_N:
                 buffers = tmem.accumulator_buffers(n)
                 if buffers >= 1 and n <= tc.max_mma_n:
                     out.append(TileConfig(pair_m, n, tk, 2, epilogue_overlap=buffers >= 2, variant="2sm"))

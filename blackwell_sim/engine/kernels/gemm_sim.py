@@ -189,13 +189,37 @@ class GemmSimulation:
             self.stats.lanes.append((wid, lane, start_s, end_s))
 
     def _mainloop_fast(self, wid, unit, rows, cols, k_len):
-        """Closed form per segment: fill latency once, then max(math, memory), then drain."""
+        """Closed form per segment: fill latency once, then max(math, memory), then drain.
+
+        The hot path of the engine: the link shares and byte accounting of ``_join``,
+        ``_transfer_s`` and ``_leave`` are written out here, with the same arithmetic."""
         env, st = self.env, self.stats
+        l2, hbm, die, cap_l2, cap_hbm = self.l2, self.hbm, self.die, self.cap_l2, self.cap_hbm
         first = True
         last_kblock = 0.0
         for kblocks, l2_bytes, hbm_bytes in self._segments(unit, rows, cols, k_len):
-            self._join(hbm_bytes)
-            t_mem = self._transfer_s(l2_bytes, hbm_bytes)
+            l2.active += 1
+            t_l2 = t_hbm = t_die = 0.0
+            if l2_bytes > 0:
+                l2.bytes_moved += l2_bytes
+                t_l2 = l2_bytes / min(cap_l2, l2.bytes_per_s / l2.active)
+            if hbm_bytes:
+                hbm.active += 1
+                if hbm_bytes > 0:
+                    hbm.bytes_moved += hbm_bytes
+                    t_hbm = hbm_bytes / min(cap_hbm, hbm.bytes_per_s / hbm.active)
+            if die is not None:
+                die.active += 1
+                cross = l2_bytes * CROSS_DIE_FRACTION
+                if cross > 0:
+                    die.bytes_moved += cross
+                    t_die = cross / (die.bytes_per_s / die.active)
+            st.l2_s += t_l2
+            st.hbm_s += t_hbm
+            st.die_s += t_die
+            st.l2_bytes += l2_bytes
+            st.hbm_bytes += hbm_bytes
+            t_mem = max(t_l2, t_hbm, t_die)
             latency = self.latency_hbm_s if hbm_bytes else self.latency_l2_s
             # ``stages`` loads in flight, each taking latency + its transfer: the pipeline's own limit.
             t_mem = max(t_mem, kblocks * (latency + t_mem / kblocks) / self.cfg.stages)
@@ -211,7 +235,11 @@ class GemmSimulation:
             if self.record:
                 st.lanes.append((wid, "mainloop", env.now, env.now + t))
             yield env.timeout(t)
-            self._leave(hbm_bytes)
+            l2.active -= 1
+            if hbm_bytes:
+                hbm.active -= 1
+            if die is not None:
+                die.active -= 1
         st.latency_s += last_kblock
         yield env.timeout(last_kblock)
 
