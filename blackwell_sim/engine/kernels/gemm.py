@@ -1,10 +1,11 @@
 """GEMM kernel model: pick a configuration like a library heuristic, simulate it, explain it.
 
 ``simulate_gemm`` ranks the feasible configurations with a closed-form estimate, simulates the
-best few in ``fast`` fidelity at the maximum boost clock, keeps the fastest, then iterates the
-clock of the requested power state (engine/power.py: sustained or burst) to a fixed point,
-re-simulating at each step, and finally simulates in the requested fidelity. Split-K adds a
-reduction kernel; every kernel pays the launch overhead.
+best few in ``fast`` fidelity at the maximum boost clock, keeps the fastest, then finds the clock
+of the requested power state (engine/power.py: sustained or burst), a fixed point solved on an
+activity extrapolated from the latest simulation and confirmed by re-simulating (memoized), and
+finally simulates in the requested fidelity. Split-K adds a reduction kernel; every kernel pays
+the launch overhead.
 """
 
 from __future__ import annotations
