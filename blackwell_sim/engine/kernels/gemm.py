@@ -223,10 +223,16 @@ def _activity(p: GemmProblem, st: SimStats, sim_clock: float, clock: float, shar
     return Activity(clock, elapsed, p.flops, p.dtype.math_class, busy, st.hbm_bytes, st.l2_bytes, capped)
 
 
+def _activity_capped(gpu: GPUConfig, p: GemmProblem) -> bool:
+    """Whether the math class's tensor-activity clock cap binds (wgmma/tcgen05 kernels do; the
+    sm80 fallback kernels for misaligned strides do not: engine/power.py)."""
+    return fallback_key(p, gpu) is None
+
+
 def _surrogate_clock(gpu: GPUConfig, p: GemmProblem, st: SimStats, sim_clock: float, share: float,
                      power_state: str) -> float:
     """The power state's clock, solved on the activity extrapolated from one simulation."""
-    clock, capped = sim_clock, fallback_key(p, gpu) is None
+    clock, capped = sim_clock, _activity_capped(gpu, p)
     for _ in range(SURROGATE_ITERATIONS):
         new_clock = clock_mhz(gpu, _activity(p, st, sim_clock, clock, share, capped), power_state)
         if abs(new_clock - clock) <= SURROGATE_TOLERANCE_MHZ:
@@ -288,7 +294,7 @@ def _result(gpu: GPUConfig, p: GemmProblem, cfg: TileConfig, st: SimStats, clock
     if (launch_s + reduction_s) > st.elapsed_s:
         bound = "launch"
     elif bound == "compute" and clock < boost_clock_mhz(
-            gpu, p.dtype.math_class if fallback_key(p, gpu) is None else None) - CLOCK_TOLERANCE_MHZ:
+            gpu, p.dtype.math_class if _activity_capped(gpu, p) else None) - CLOCK_TOLERANCE_MHZ:
         bound = "power"
     return KernelResult(
         kernel=f"gemm {p.m}x{p.n}x{p.k}" + (f" batch {p.batch}" if p.batch > 1 else "")

@@ -158,8 +158,10 @@ def _base_candidates(gpu: GPUConfig, dtype: DType) -> list[TileConfig]:
                                               variant="pingpong"))
         # swap-AB kernels run the instruction's fixed M=64 slices along N and its free width along M
         # (nvjet's 'v' kernels with 96x64, 112x128, 144x128, 224x64 tiles in our H100 profiles)
+        # (only shapes the unswapped menu lacks: a swapped N that is one of its M sizes adds nothing)
+        unswapped_m = {c.tile_m for c in out}
         out += [replace(c, tile_m=c.tile_n, tile_n=c.tile_m, swap_ab=True)
-                for c in out if c.tile_n != c.tile_m and c.tile_n not in (64, 128, 192, 256, 320)]
+                for c in out if c.tile_n not in unswapped_m]
     return out
 
 

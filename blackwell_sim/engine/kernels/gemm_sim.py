@@ -158,25 +158,38 @@ class GemmSimulation:
         return unit
 
     def _join(self, hbm_bytes: float) -> None:
-        self.l2.join()
+        """A segment's loads start sharing the links (SharedLink.join, per segment: hot path)."""
+        self.l2.active += 1
         if hbm_bytes:
-            self.hbm.join()
+            self.hbm.active += 1
         if self.die is not None:
-            self.die.join()
+            self.die.active += 1
 
     def _leave(self, hbm_bytes: float) -> None:
-        self.l2.leave()
+        """... and stop (SharedLink.leave without its misuse check: every leave follows a join)."""
+        self.l2.active -= 1
         if hbm_bytes:
-            self.hbm.leave()
+            self.hbm.active -= 1
         if self.die is not None:
-            self.die.leave()
+            self.die.active -= 1
 
     def _transfer_s(self, l2_bytes: float, hbm_bytes: float) -> float:
-        """Time to move one segment's bytes at the current link shares (accounts the bytes)."""
-        st = self.stats
-        t_l2 = self.l2.seconds_for(l2_bytes, self.cap_l2)
-        t_hbm = self.hbm.seconds_for(hbm_bytes, self.cap_hbm)
-        t_die = self.die.seconds_for(l2_bytes * CROSS_DIE_FRACTION) if self.die is not None else 0.0
+        """Time to move one segment's bytes at the current link shares (accounts the bytes).
+
+        The engine's hot path: SharedLink.seconds_for's arithmetic (share = bandwidth / active
+        users, capped by the TMA in-flight rate), written out to spare its nested calls."""
+        st, l2, hbm, die = self.stats, self.l2, self.hbm, self.die
+        t_l2 = t_hbm = t_die = 0.0
+        if l2_bytes > 0:
+            l2.bytes_moved += l2_bytes
+            t_l2 = l2_bytes / min(self.cap_l2, l2.bytes_per_s / max(l2.active, 1))
+        if hbm_bytes > 0:
+            hbm.bytes_moved += hbm_bytes
+            t_hbm = hbm_bytes / min(self.cap_hbm, hbm.bytes_per_s / max(hbm.active, 1))
+        if die is not None and l2_bytes > 0:
+            cross = l2_bytes * CROSS_DIE_FRACTION
+            die.bytes_moved += cross
+            t_die = cross / (die.bytes_per_s / max(die.active, 1))
         st.l2_s += t_l2
         st.hbm_s += t_hbm
         st.die_s += t_die
@@ -189,37 +202,13 @@ class GemmSimulation:
             self.stats.lanes.append((wid, lane, start_s, end_s))
 
     def _mainloop_fast(self, wid, unit, rows, cols, k_len):
-        """Closed form per segment: fill latency once, then max(math, memory), then drain.
-
-        The hot path of the engine: the link shares and byte accounting of ``_join``,
-        ``_transfer_s`` and ``_leave`` are written out here, with the same arithmetic."""
+        """Closed form per segment: fill latency once, then max(math, memory), then drain."""
         env, st = self.env, self.stats
-        l2, hbm, die, cap_l2, cap_hbm = self.l2, self.hbm, self.die, self.cap_l2, self.cap_hbm
         first = True
         last_kblock = 0.0
         for kblocks, l2_bytes, hbm_bytes in self._segments(unit, rows, cols, k_len):
-            l2.active += 1
-            t_l2 = t_hbm = t_die = 0.0
-            if l2_bytes > 0:
-                l2.bytes_moved += l2_bytes
-                t_l2 = l2_bytes / min(cap_l2, l2.bytes_per_s / l2.active)
-            if hbm_bytes:
-                hbm.active += 1
-                if hbm_bytes > 0:
-                    hbm.bytes_moved += hbm_bytes
-                    t_hbm = hbm_bytes / min(cap_hbm, hbm.bytes_per_s / hbm.active)
-            if die is not None:
-                die.active += 1
-                cross = l2_bytes * CROSS_DIE_FRACTION
-                if cross > 0:
-                    die.bytes_moved += cross
-                    t_die = cross / (die.bytes_per_s / die.active)
-            st.l2_s += t_l2
-            st.hbm_s += t_hbm
-            st.die_s += t_die
-            st.l2_bytes += l2_bytes
-            st.hbm_bytes += hbm_bytes
-            t_mem = max(t_l2, t_hbm, t_die)
+            self._join(hbm_bytes)
+            t_mem = self._transfer_s(l2_bytes, hbm_bytes)
             latency = self.latency_hbm_s if hbm_bytes else self.latency_l2_s
             # ``stages`` loads in flight, each taking latency + its transfer: the pipeline's own limit.
             t_mem = max(t_mem, kblocks * (latency + t_mem / kblocks) / self.cfg.stages)
@@ -235,11 +224,7 @@ class GemmSimulation:
             if self.record:
                 st.lanes.append((wid, "mainloop", env.now, env.now + t))
             yield env.timeout(t)
-            l2.active -= 1
-            if hbm_bytes:
-                hbm.active -= 1
-            if die is not None:
-                die.active -= 1
+            self._leave(hbm_bytes)
         st.latency_s += last_kblock
         yield env.timeout(last_kblock)
 
