@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root, the shared data folder and CLI runners."""
+"""Shared fixtures: the repository root, the shared data folder, CLI runners and the presets most
+tests use (loaded once per test module)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,17 @@ def cli_subprocess():
         return CLIResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def h100():
+    from blackwell_sim import load_config
+
+    return load_config("h100-sxm")
+
+
+@pytest.fixture(scope="module")
+def b200():
+    from blackwell_sim import load_config
+
+    return load_config("b200")

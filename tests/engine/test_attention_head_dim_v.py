@@ -24,16 +24,6 @@ from blackwell_sim.errors import BlackwellSimError
 KB = 1024
 
 
-@pytest.fixture(scope="module")
-def b200():
-    return load_config("b200")
-
-
-@pytest.fixture(scope="module")
-def h100():
-    return load_config("h100-sxm")
-
-
 def test_flops_count_each_product_at_its_own_dim(b200):
     b, h, s = 2, 16, 2048
     fwd = simulate_attention(b200, b, h, s, 192, head_dim_v=128)

@@ -14,16 +14,6 @@ from blackwell_sim.errors import BlackwellSimError
 FIXED_CLOCK = {"power.limit_w": 5000}  # lift the power limit so a mechanism is seen at one clock
 
 
-@pytest.fixture(scope="module")
-def h100():
-    return load_config("h100-sxm")
-
-
-@pytest.fixture(scope="module")
-def b200():
-    return load_config("b200")
-
-
 def test_causal_is_about_half_the_work_at_long_sequence(h100):
     full = simulate_attention(h100, 1, 8, 16384, 128)
     causal = simulate_attention(h100, 1, 8, 16384, 128, causal=True)

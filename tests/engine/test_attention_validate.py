@@ -6,17 +6,11 @@ import json
 
 import pytest
 
-from blackwell_sim import load_config
 from blackwell_sim.engine.kernels.attention_validate import predict_row
 from blackwell_sim.harness import HOST_DISPATCH_US, TimedCall, median_call_s
 from blackwell_sim.errors import BlackwellSimError
 from conftest import hopper_file
 from blackwell_sim.validate import validate
-
-
-@pytest.fixture(scope="module")
-def h100():
-    return load_config("h100-sxm")
 
 
 ROW = {"kind": "attention", "backend": "cudnn", "b": 4, "h": 32, "s": 1024, "d": 128, "causal": False,

@@ -13,16 +13,6 @@ from blackwell_sim.engine.kernels.gemm_configs import candidates
 from blackwell_sim.engine.kernels.gemm_sim import GemmSimulation
 
 
-@pytest.fixture(scope="module")
-def h100():
-    return load_config("h100-sxm")
-
-
-@pytest.fixture(scope="module")
-def b200():
-    return load_config("b200")
-
-
 def test_more_hbm_bandwidth_speeds_skinny_but_not_square(h100):
     fast_hbm = load_config("h100-sxm", overrides={"hbm.bandwidth_gbps": 6700})
     skinny = simulate_gemm(h100, 16, 8192, 8192).time_s / simulate_gemm(fast_hbm, 16, 8192, 8192).time_s

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import blackwell_sim as bs
 from blackwell_sim.report import results_frame, write_plots
 from blackwell_sim.report.plots import (
     EDGE_MAX_OPS_PER_LANE,
@@ -27,11 +26,6 @@ from blackwell_sim.report.plots import (
 def _flat(rows) -> list[float]:
     """Rows of numbers as one flat list (pytest.approx compares flat sequences only)."""
     return [float(x) for row in rows for x in row]
-
-
-@pytest.fixture(scope="module")
-def b200():
-    return bs.load_config("b200")
 
 
 def frame(measured: bool = False):

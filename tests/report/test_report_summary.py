@@ -10,11 +10,6 @@ import blackwell_sim as bs
 from blackwell_sim.report import format_summary, results_frame, summarize
 
 
-@pytest.fixture(scope="module")
-def b200():
-    return bs.load_config("b200")
-
-
 def frame():
     # rank 0 compute: dense nvfp4 (1 ms at 50% of 9000), sparse nvfp4 (1 ms at 25% of 18000), bf16;
     # rank 0/1 comm: one all_reduce (a row per rank); rank 1 compute: a memcpy.

@@ -13,11 +13,6 @@ from blackwell_sim.trace.replay import FRAME_COLUMNS, plan, replay, schedule
 
 
 @pytest.fixture(scope="module")
-def b200():
-    return bs.load_config("b200")
-
-
-@pytest.fixture(scope="module")
 def hgx():
     return bs.load_config("hgx-b200-8")
 
