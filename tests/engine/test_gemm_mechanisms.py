@@ -282,3 +282,20 @@ def test_tf32_short_k_prefers_the_pingpong_xmma_kernel_that_hides_its_epilogue(h
     assert waiting[0] < 0.7 * waiting[1]   # twice the tiles, yet less waiting on epilogues and fills
     long_k = simulate_gemm(h100, 8192, 8192, 8192, "tf32", power_state="burst")   # cuBLAS: 128x256 (profiles)
     assert long_k.tile.startswith("128x256x32 xmma ")
+
+
+def test_multicast_halves_the_shared_operand_only_where_the_cluster_has_a_partner(h100):
+    # 3 tile rows in clusters of 2 along M: rows 0 and 1 share each B panel (half each), row 2's
+    # cluster is cut by the problem's edge, so its one CTA loads the whole B panel itself
+    from blackwell_sim.engine.kernels.gemm_configs import TileConfig
+
+    m, n, k = 3 * 128, 128 * 8, 1024
+    p = make_problem(h100, m, n, k, "bf16")
+    cfg = TileConfig(128, 128, 64, cluster_m=2, stages=4, variant="cooperative")
+    st = GemmSimulation(h100, p, cfg, 1500).run()
+    a_panel, b_panel = 128 * k * 2, 128 * k * 2       # bytes of one tile's A and B strips
+    n_tiles = n // 128
+    expected = n_tiles * (3 * a_panel + (0.5 + 0.5 + 1.0) * b_panel)
+    assert st.l2_bytes == pytest.approx(expected)
+    unclustered = GemmSimulation(h100, p, dataclasses.replace(cfg, cluster_m=1), 1500).run()
+    assert unclustered.l2_bytes == pytest.approx(n_tiles * 3 * (a_panel + b_panel))

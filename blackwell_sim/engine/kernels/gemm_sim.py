@@ -87,6 +87,7 @@ class GemmSimulation:
         self.order = tile_order(problem, cfg)
         self.next_unit = 0
         self.rows_per_sm = cfg.tile_m // cfg.sms_per_unit
+        self.m_tiles, self.n_tiles = math.ceil(problem.m / cfg.tile_m), math.ceil(problem.n / cfg.tile_n)
         self.k_len = math.ceil(problem.k / cfg.split_k)
         self.k_iters = math.ceil(self.k_len / cfg.tile_k)
         self.kblock_s = cfg.kblock_cycles(self.tc) / self.clock_hz
@@ -129,6 +130,10 @@ class GemmSimulation:
             wanted = math.ceil(kblocks_total / max(MIN_SEGMENTS_PER_UNIT, segments_per_unit))
             seg_kblocks = max(L2_SEGMENT_KBLOCKS, min(wanted, int(fit)))
         seg_k = seg_kblocks * cfg.tile_k
+        # a multicast operand is loaded in equal shares by the cluster's CTAs that have a tile
+        # (a cluster over the problem's edge has fewer)
+        a_peers = min(cfg.cluster_n, self.n_tiles - j // cfg.cluster_n * cfg.cluster_n)
+        b_peers = min(cfg.cluster_m, self.m_tiles - i // cfg.cluster_m * cfg.cluster_m)
         for seg in range(max(1, math.ceil(k_len / seg_k))):
             kk = min(seg_k, k_len - seg * seg_k)
             a_bytes, b_bytes = rows * kk * eb_a, cols * kk * eb_b
@@ -138,7 +143,7 @@ class GemmSimulation:
             if not self.l2.cache.access(("B", b, j, s, seg), b_bytes):
                 hbm += b_bytes
             self.stats.smem_bytes += a_bytes + b_bytes
-            yield (math.ceil(kk / cfg.tile_k), a_bytes / cfg.cluster_n + b_bytes / cfg.cluster_m, hbm)
+            yield (math.ceil(kk / cfg.tile_k), a_bytes / a_peers + b_bytes / b_peers, hbm)
 
     def _epilogue_local_s(self) -> float:
         """Accumulator drain + SMEM staging of one tile on one SM (before the TMA store)."""
