@@ -84,7 +84,7 @@ def nbuf(bytes_per_set):
     return max(1, min(16, int(4 * l2 // max(bytes_per_set, 1)) + 1))
 
 
-def gemm_row(dt_name, dt, m, n, kk, sequence):
+def gemm_row(dt_name, dt, m, n, kk, sequence, idle_before_s=None):
     es = torch.tensor([], dtype=dt).element_size()
     k = nbuf((m * kk + kk * n) * es)
     A = [torch.randn(m, kk, device=dev, dtype=dt) for _ in range(k)]
@@ -99,6 +99,8 @@ def gemm_row(dt_name, dt, m, n, kk, sequence):
     med, mn, clocks = bench(f, reps=20 if m * n * kk > 2**39 else 40)
     row = dict(kind="gemm", dtype=dt_name, m=m, n=n, k=kk, median_s=med, min_s=mn,
                tflops=2 * m * n * kk / med / 1e12, sequence=sequence, **clocks)
+    if idle_before_s is not None:
+        row["idle_before_s"] = idle_before_s   # the GPU idled this long before the row (validate: ClockHold)
     A = B = C = None   # release the buffers before empty_cache
     torch.cuda.empty_cache()
     return row
@@ -129,7 +131,8 @@ def main():
             print(json.dumps(rows[-1]), flush=True)
     for dt_name, (m, n, kk) in ISOLATED:
         time.sleep(IDLE_PAUSE_S)
-        rows.append(gemm_row(dt_name, DTYPES[dt_name], m, n, kk, f"isolated_after_{IDLE_PAUSE_S:.0f}s_idle"))
+        rows.append(gemm_row(dt_name, DTYPES[dt_name], m, n, kk, f"isolated_after_{IDLE_PAUSE_S:.0f}s_idle",
+                             idle_before_s=IDLE_PAUSE_S))
         print(json.dumps(rows[-1]), flush=True)
     write_rows(rows, "h100_order.jsonl")
 

@@ -60,7 +60,8 @@ def main():
                  cuda=torch.version.cuda, nvml=NVML is not None)]
     for m, n, k in MISALIGNED:
         time.sleep(IDLE_PAUSE_S)
-        rows.append(gemm_row("bf16", DTYPES["bf16"], m, n, k, f"isolated_after_{IDLE_PAUSE_S:.0f}s_idle"))
+        rows.append(gemm_row("bf16", DTYPES["bf16"], m, n, k, f"isolated_after_{IDLE_PAUSE_S:.0f}s_idle",
+                             idle_before_s=IDLE_PAUSE_S))
         print(json.dumps(rows[-1]), flush=True)
     for idle in (0.0, IDLE_S):
         rows.append(recovery_trace(idle))
