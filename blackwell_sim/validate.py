@@ -20,7 +20,7 @@ import pandas as pd
 from dataclasses import replace
 
 from blackwell_sim.config import GPUConfig, SystemConfig, get_dtype
-from blackwell_sim.harness import TimedCall, load_duration_s, median_call_s
+from blackwell_sim.harness import ClockHold, TimedCall, load_duration_s, median_call_s
 from blackwell_sim.errors import BlackwellSimError
 
 MIB = 2**20
@@ -59,12 +59,18 @@ def _need(row: dict, field: str, kind=(int, float)):
     return value
 
 
-def _harnessed(gpu: GPUConfig, row: dict, call: TimedCall, simulate) -> list:
+#: a row whose sustained clock is this far below its burst clock is power-limited (ClockHold)
+POWER_LIMITED_MHZ = 5.0
+
+
+def _harnessed(gpu: GPUConfig, row: dict, call: TimedCall, simulate, hold: ClockHold | None = None) -> list:
     """``median_s`` (and ``median_s_queued`` when present) as the harness timed them.
 
-    ``simulate(power_state)`` returns the kernel's KernelResult in that power state. The queued
-    variant ran right after the plain one (so it starts loaded) and excludes host dispatch. A row
-    with ``gpu_s`` and no ``median_s`` (a published kernel time) is the sustained kernel time.
+    ``simulate(power_state[, clock_cap_mhz])`` returns the kernel's KernelResult in that power
+    state (under that clock cap). The queued variant ran right after the plain one (so it starts
+    loaded) and excludes host dispatch. A row with ``gpu_s`` and no ``median_s`` (a published
+    kernel time) is the sustained kernel time. ``hold`` carries the clock the power controller
+    still holds from the file's earlier rows, and is advanced past this one.
     """
     if "median_s" not in row and "gpu_s" in row:
         # a published kernel time (profiler or CUDA graph over many runs): no host, sustained clock
@@ -72,16 +78,27 @@ def _harnessed(gpu: GPUConfig, row: dict, call: TimedCall, simulate) -> list:
         return [("gpu_s", _need(row, "gpu_s"), sustained.time_s, sustained)]
     burst, sustained = simulate("burst"), simulate("sustained")
     response_s = gpu.power.response_ms * 1e-3
+    results, held, window_s = [burst, sustained], None, 0.0
+    if hold is not None and hold.clock_mhz is not None and hold.clock_mhz < burst.clock_mhz:
+        capped = [simulate(r.details["power_state"], hold.clock_mhz) if r.clock_mhz > hold.clock_mhz else r
+                  for r in (burst, sustained)]
+        results += capped
+        held, window_s = (capped[0].time_s, capped[1].time_s), hold.window_s
 
     def pick(gpu_s: float):
-        return burst if abs(gpu_s - burst.time_s) <= abs(gpu_s - sustained.time_s) else sustained
+        return min(results, key=lambda r: abs(gpu_s - r.time_s))
 
-    plain = median_call_s(call, burst.time_s, sustained.time_s, response_s)
+    plain = median_call_s(call, burst.time_s, sustained.time_s, response_s, held, window_s)
+    load_s = load_duration_s(call, plain - call.host_dispatch_s)
     out = [("median_s", _need(row, "median_s"), plain, pick(plain - call.host_dispatch_s))]
     if "median_s_queued" in row:
-        queued_call = replace(call, preceding_load_s=load_duration_s(call, plain - call.host_dispatch_s))
-        queued = median_call_s(queued_call, burst.time_s, sustained.time_s, response_s) - call.host_dispatch_s
+        queued_call = replace(call, preceding_load_s=load_s)
+        queued = median_call_s(queued_call, burst.time_s, sustained.time_s, response_s, held,
+                               max(0.0, window_s - load_s)) - call.host_dispatch_s
         out.append(("median_s_queued", _need(row, "median_s_queued"), queued, pick(queued)))
+        load_s += load_duration_s(queued_call, queued)
+    if hold is not None:
+        hold.after(gpu.power, sustained.clock_mhz < burst.clock_mhz - POWER_LIMITED_MHZ, load_s)
     return out
 
 
@@ -92,17 +109,17 @@ def _gemm_call(row: dict, m: int, n: int, k: int, batch: int = 1) -> TimedCall:
     return TimedCall(api, timed_calls=int(row.get("reps", reps)))
 
 
-def _gemm(gpu: GPUConfig, row: dict):
+def _gemm(gpu: GPUConfig, row: dict, hold: ClockHold | None = None):
     from blackwell_sim.engine.kernels.gemm import simulate_gemm
 
     m, n, k = (int(_need(row, f)) for f in "mnk")
     batch = int(row.get("batch", 1))
     call = _gemm_call(row, m, n, k, batch)
-    return _harnessed(gpu, row, call, lambda state: simulate_gemm(
-        gpu, m, n, k, row.get("dtype", "bf16"), batch=batch, power_state=state))
+    return _harnessed(gpu, row, call, lambda state, cap=None: simulate_gemm(
+        gpu, m, n, k, row.get("dtype", "bf16"), batch=batch, power_state=state, clock_cap_mhz=cap), hold)
 
 
-def _gemm_sparse(gpu: GPUConfig, row: dict):
+def _gemm_sparse(gpu: GPUConfig, row: dict, hold: ClockHold | None = None):
     """The 2:4 kernel's *potential* (the hardware's sparse rate) beside the measured sparse call, and
     the dense reference as timed: ``torch.mm(W * mask, X)``, i.e. the mask multiply (an elementwise
     kernel over W) plus the dense GEMM, run right after the sparse benchmark."""
@@ -112,18 +129,18 @@ def _gemm_sparse(gpu: GPUConfig, row: dict):
     m, n, k = (int(_need(row, f)) for f in "mnk")
     dtype = row.get("dtype", "bf16")
     call = TimedCall("matmul", timed_calls=30)
-    out = _harnessed(gpu, row, call, lambda state: simulate_gemm(gpu, m, n, k, dtype, sparse=True,
-                                                            power_state=state))
+    out = _harnessed(gpu, row, call, lambda state, cap=None: simulate_gemm(
+        gpu, m, n, k, dtype, sparse=True, power_state=state, clock_cap_mhz=cap), hold)
     if "dense_median_s" in row:
         elem = get_dtype(dtype).bits // 8 * m * k
         mask = simulate_memory_kernel(gpu, 2 * elem, elem, name="W * mask")
         dense_call = replace(call, preceding_load_s=load_duration_s(call, _need(row, "median_s")))
 
-        def dense(state):
-            r = simulate_gemm(gpu, m, n, k, dtype, power_state=state)
+        def dense(state, cap=None):
+            r = simulate_gemm(gpu, m, n, k, dtype, power_state=state, clock_cap_mhz=cap)
             return replace(r, time_s=r.time_s + mask.time_s)
         _, _, predicted, result = _harnessed(gpu, {"median_s": row["dense_median_s"], "_line": row["_line"]},
-                                                    dense_call, dense)[0]
+                                             dense_call, dense, hold)[0]
         out.append(("dense_median_s", _need(row, "dense_median_s"), predicted, result))
     return out
 
@@ -146,6 +163,13 @@ def _elementwise(gpu: GPUConfig, row: dict):
 
 PREDICTORS: dict[str, Predictor] = {"gemm": _gemm, "gemm_sparse24": _gemm_sparse, "copy": _copy,
                                     "elementwise": _elementwise}
+#: predictors that take the file's ClockHold (rows of these kinds run one after another in the
+#: measuring scripts, and their clocks follow the power controller's state)
+HOLD_AWARE = {"gemm", "gemm_sparse24"}
+#: a row listing the kernels it ran was profiled after it was timed (benchmarks/measure_h100*.py:
+#: a torch.profiler pass, host-bound, GPU mostly idle): a pause of at least this long before the next
+PROFILED_FIELDS = ("kernels", "kernel_detail")
+PROFILER_PASS_S = 0.1
 SKIP_REASONS = {"env": "device description, nothing to predict",
                 "env_after": "device description, nothing to predict",
                 "attention": "the attention kernel model does not exist yet (issue: attention kernels)"}
@@ -189,6 +213,7 @@ def validate(path: str | Path, config) -> dict:
     _register_optional()
     gpu = config.gpu if isinstance(config, SystemConfig) else config
     rows, skipped = [], []
+    hold = ClockHold()
     for row in read_measurements(path):
         kind = row["kind"]
         fields = {k: v for k, v in row.items() if k != "_line"}
@@ -197,7 +222,14 @@ def validate(path: str | Path, config) -> dict:
                             "reason": SKIP_REASONS.get(kind, f"unknown kind '{kind}'")})
             continue
         try:
-            predictions = PREDICTORS[kind](config if kind in _SYSTEM_AWARE else gpu, row)
+            if kind in HOLD_AWARE:
+                if "idle_before_s" in row:
+                    hold.idle(_need(row, "idle_before_s"))
+                predictions = PREDICTORS[kind](gpu, row, hold)
+                if any(f in row for f in PROFILED_FIELDS):
+                    hold.idle(PROFILER_PASS_S)
+            else:
+                predictions = PREDICTORS[kind](config if kind in _SYSTEM_AWARE else gpu, row)
         except BlackwellSimError as exc:
             skipped.append({**fields, "line": row["_line"], "reason": str(exc)})
             continue

@@ -235,6 +235,12 @@ class PowerConfig:
         "power the controller tolerates during the response window before it pulls the clock down "
         "(a short-term limit; one below limit_w has no effect); null: the same as limit_w", unit="W", gt=0,
         default=None)
+    hold_clock_mhz: float | None = spec(
+        "the clock the controller holds once power-limited work ends, before it lets the clock climb "
+        "back to boost; work in that window runs no faster (null: no hold)", unit="MHz", gt=0,
+        default=None)
+    hold_ms: float = spec("how long of lighter work the controller holds ``hold_clock_mhz`` after "
+                          "power-limited work", unit="ms", ge=0, default=0.0)
 
     def check(self) -> Iterator[Problem]:
         if self.idle_w >= self.limit_w:

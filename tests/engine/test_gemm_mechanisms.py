@@ -299,3 +299,13 @@ def test_multicast_halves_the_shared_operand_only_where_the_cluster_has_a_partne
     assert st.l2_bytes == pytest.approx(expected)
     unclustered = GemmSimulation(h100, p, dataclasses.replace(cfg, cluster_m=1), 1500).run()
     assert unclustered.l2_bytes == pytest.approx(n_tiles * 3 * (a_panel + b_panel))
+
+
+def test_an_outside_clock_cap_bounds_the_clock_and_bad_caps_are_rejected(h100):
+    free = simulate_gemm(h100, 2500, 4500, 3500)          # misaligned: the fallback runs at max boost
+    capped = simulate_gemm(h100, 2500, 4500, 3500, clock_cap_mhz=1500)
+    assert free.clock_mhz == h100.sm.max_boost_clock_mhz and capped.clock_mhz == 1500
+    assert capped.time_s > free.time_s
+    for bad in (0, -5, "fast", True):
+        with pytest.raises(BlackwellSimError, match="clock_cap_mhz"):
+            simulate_gemm(h100, 256, 256, 256, clock_cap_mhz=bad)

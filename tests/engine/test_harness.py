@@ -32,3 +32,39 @@ def test_bad_harness_arguments_are_rejected():
         TimedCall("conv")
     with pytest.raises(BlackwellSimError, match="timed_calls"):
         TimedCall("matmul", timed_calls=0)
+
+
+def test_calls_inside_the_held_window_run_at_the_held_time():
+    from blackwell_sim.harness import call_gpu_s
+
+    call = TimedCall("matmul", warmup_calls=0, timed_calls=10)
+    # window covers the calls starting at 0, 1, 2 periods (3.5 periods long)
+    gpu = call_gpu_s(call, 1e-3, 1e-3, response_s=1.0, held_gpu_s=(1.5e-3, 1.5e-3),
+                     held_window_s=2.5 * (1.5e-3 + call.host_dispatch_s))
+    assert list(gpu[:3]) == [1.5e-3] * 3 and list(gpu[3:]) == [1e-3] * 7
+    # no window: the held time is never used
+    assert list(call_gpu_s(call, 1e-3, 1e-3, 1.0, (1.5e-3, 1.5e-3), 0.0)) == [1e-3] * 10
+
+
+def test_clock_hold_starts_after_power_limited_work_and_is_used_up_by_lighter_work(h100):
+    from blackwell_sim.harness import ClockHold
+
+    hold = ClockHold()
+    hold.after(h100.power, power_limited=False, load_s=0.01)
+    assert hold.clock_mhz is None                        # nothing heavy yet: no hold
+    hold.after(h100.power, power_limited=True, load_s=0.05)
+    assert hold.clock_mhz == h100.power.hold_clock_mhz
+    assert hold.window_s == pytest.approx(h100.power.hold_ms * 1e-3)
+    hold.after(h100.power, power_limited=False, load_s=0.01)
+    assert hold.clock_mhz == h100.power.hold_clock_mhz   # 10 of its 34 ms used
+    hold.idle(0.05)
+    assert hold.clock_mhz is None and hold.window_s == 0.0
+
+
+def test_a_gpu_without_a_measured_hold_never_holds(b200):
+    from blackwell_sim.harness import ClockHold
+
+    assert b200.power.hold_clock_mhz is None
+    hold = ClockHold()
+    hold.after(b200.power, power_limited=True, load_s=1.0)
+    assert hold.clock_mhz is None

@@ -158,11 +158,14 @@ def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch:
                   sparse: bool = False, fidelity: str = "fast", tile: str | None = None,
                   compressible: tuple[bool, bool] = (False, False),
                   density: tuple[float | None, float | None] = (None, None),
-                  record_timeline: bool = False, power_state: str = "sustained") -> KernelResult:
+                  record_timeline: bool = False, power_state: str = "sustained",
+                  clock_cap_mhz: float | None = None) -> KernelResult:
     """Simulate C[m,n] = A[m,k] @ B[k,n] (``batch`` times) on ``config``'s GPU.
 
     ``power_state`` picks the clock (engine/power.py): "sustained" under the power limit, or
     "burst", the boost clock of an isolated call before the power controller responds.
+    ``clock_cap_mhz`` bounds that clock from outside: a clock the controller still holds from
+    earlier work (``power.hold_clock_mhz``; harness.ClockHold).
     ``record_timeline`` fills ``details["timeline"]`` (worker, unit, start_s, end_s per tile) and
     ``details["lanes"]`` (worker, lane, start_s, end_s per step: SimStats.lanes), with times from
     the start of the main kernel (after ``details["launch_s"]``).
@@ -172,6 +175,9 @@ def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch:
     if power_state not in POWER_STATES:
         raise BlackwellSimError(f"gemm: power_state must be one of {', '.join(POWER_STATES)}, "
                                 f"got {power_state!r}")
+    if clock_cap_mhz is not None and (isinstance(clock_cap_mhz, bool) or not isinstance(clock_cap_mhz, (int, float))
+                                      or not clock_cap_mhz > 0):
+        raise BlackwellSimError(f"gemm: clock_cap_mhz must be a positive number of MHz, got {clock_cap_mhz!r}")
     gpu = gpu_of(config)
     p = make_problem(gpu, m, n, k, dtype, batch=batch, sparse=sparse, compressible=compressible,
                      density=density)
@@ -185,6 +191,8 @@ def simulate_gemm(config, m: int, n: int, k: int, dtype: str = "bf16", *, batch:
     share = _tensor_share(stats)
     for _ in range(POWER_ITERATIONS):
         new_clock = _surrogate_clock(gpu, p, stats, clock, share, power_state)
+        if clock_cap_mhz is not None:
+            new_clock = min(new_clock, clock_cap_mhz)
         if abs(new_clock - clock) <= POWER_CLOCK_TOLERANCE_MHZ:
             break
         new_stats = _simulate_memo(gpu, p, best_cfg, new_clock)
