@@ -26,9 +26,9 @@ def test_copy_bandwidth_rises_with_size_toward_sustainable_peak():
 def test_l2_absorbs_the_writes_of_a_small_copy():
     h100 = load_config("h100-sxm")
     no_dirty = load_config("h100-sxm", overrides={"l2.dirty_fraction": 0.0})
-    small = simulate_memcpy(h100, 8 * 2**20)
-    assert small.details["writes_absorbed_by_l2_bytes"] == 8 * 2**20
-    assert small.bytes["hbm"] == 8 * 2**20 and small.time_s < simulate_memcpy(no_dirty, 8 * 2**20).time_s
+    small = simulate_memcpy(h100, 4 * 2**20)
+    assert small.details["writes_absorbed_by_l2_bytes"] == 4 * 2**20
+    assert small.bytes["hbm"] == 4 * 2**20 and small.time_s < simulate_memcpy(no_dirty, 4 * 2**20).time_s
     big = simulate_memcpy(h100, 2048 * 2**20)
     assert big.details["writes_absorbed_by_l2_bytes"] == h100.l2.dirty_fraction * h100.l2.size_bytes
 
