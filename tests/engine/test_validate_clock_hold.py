@@ -40,3 +40,11 @@ def test_without_a_measured_hold_row_order_does_not_matter(tmp_path, b200):
     heavy = {**HEAVY, "median_s": 1e-3}
     light = {**LIGHT, "median_s": 3e-4}
     assert _predicted(tmp_path, b200, [heavy, light])[1] == pytest.approx(_predicted(tmp_path, b200, [light])[0])
+
+
+def test_a_bad_idle_field_skips_the_row_with_a_reason(tmp_path, h100):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({**LIGHT, "idle_before_s": -1}) + "\n")
+    report = validate(path, h100)
+    assert report["rows"] == []
+    assert "idle_before_s" in report["skipped"][0]["reason"] and "-1" in report["skipped"][0]["reason"]
