@@ -59,10 +59,6 @@ def _need(row: dict, field: str, kind=(int, float)):
     return value
 
 
-#: a row whose sustained clock is this far below its burst clock is power-limited (ClockHold)
-POWER_LIMITED_MHZ = 5.0
-
-
 def _harnessed(gpu: GPUConfig, row: dict, call: TimedCall, simulate, hold: ClockHold | None = None) -> list:
     """``median_s`` (and ``median_s_queued`` when present) as the harness timed them.
 
@@ -98,7 +94,10 @@ def _harnessed(gpu: GPUConfig, row: dict, call: TimedCall, simulate, hold: Clock
         out.append(("median_s_queued", _need(row, "median_s_queued"), queued, pick(queued)))
         load_s += load_duration_s(queued_call, queued)
     if hold is not None:
-        hold.after(gpu.power, sustained.clock_mhz < burst.clock_mhz - POWER_LIMITED_MHZ, load_s)
+        from blackwell_sim.engine.kernels.gemm import POWER_CLOCK_TOLERANCE_MHZ
+
+        # power-limited: the sustained clock is below the burst one by more than the solver resolves
+        hold.after(gpu.power, sustained.clock_mhz < burst.clock_mhz - POWER_CLOCK_TOLERANCE_MHZ, load_s)
     return out
 
 
