@@ -97,6 +97,14 @@ def load_duration_s(call: TimedCall, gpu_s: float) -> float:
     return (call.warmup_calls + call.timed_calls) * (call.host_dispatch_s + gpu_s)
 
 
+#: Host time before the first call of a new kind and dtype in a process, GPU idle meanwhile: the
+#: library loads that dtype's kernels (CUDA lazy module loading). Warm-up time beyond five calls'
+#: GPU time for the first bf16, fp16 and tf32 rows of the calibration script's loop replayed:
+#: 103, 86 and 67 ms; 0-4 ms for other rows, 14-17 ms for two with another new kernel family
+#: (benchmarks/data/h100_row_gaps.jsonl); the least of the three.
+FIRST_USE_IDLE_S = 0.067
+
+
 @dataclass
 class ClockHold:
     """The clock the power controller still holds from the rows before, in one measurement file
@@ -105,7 +113,8 @@ class ClockHold:
     Power-limited work leaves the clock low for a while after it ends, even under light work
     (the controller reacts to power averaged over a trailing window): it holds
     ``power.hold_clock_mhz`` through ``power.hold_ms`` of lighter work, then lets the clock climb.
-    Idle time uses the window up too. Measured on H100 (benchmarks/measure_h100_hold.py,
+    Idle time uses the window up too, such as the library loading a new dtype's kernels before its
+    first call (``FIRST_USE_IDLE_S``). Measured on H100 (benchmarks/measure_h100_hold.py,
     measure_h100_recovery.py): a light GEMM right after 0.05-0.4 s of 8192^3 bf16 runs at
     1544-1678 MHz, at 1980 MHz after 50 ms idle, and held for ~34 ms of back-to-back light calls;
     in the calibration script's order 2500x4500x3500 ran at 1530 MHz after 9216^3, at 1980 MHz

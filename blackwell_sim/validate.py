@@ -20,7 +20,7 @@ import pandas as pd
 from dataclasses import replace
 
 from blackwell_sim.config import GPUConfig, SystemConfig, get_dtype
-from blackwell_sim.harness import ClockHold, TimedCall, load_duration_s, median_call_s
+from blackwell_sim.harness import FIRST_USE_IDLE_S, ClockHold, TimedCall, load_duration_s, median_call_s
 from blackwell_sim.errors import BlackwellSimError
 
 MIB = 2**20
@@ -212,7 +212,7 @@ def validate(path: str | Path, config) -> dict:
     _register_optional()
     gpu = config.gpu if isinstance(config, SystemConfig) else config
     rows, skipped = [], []
-    hold = ClockHold()
+    hold, used = ClockHold(), set()
     for row in read_measurements(path):
         kind = row["kind"]
         fields = {k: v for k, v in row.items() if k != "_line"}
@@ -224,6 +224,9 @@ def validate(path: str | Path, config) -> dict:
             if kind in HOLD_AWARE:
                 if "idle_before_s" in row:
                     hold.idle(_need(row, "idle_before_s"))
+                if (kind, row.get("dtype")) not in used:
+                    used.add((kind, row.get("dtype")))
+                    hold.idle(FIRST_USE_IDLE_S)
                 predictions = PREDICTORS[kind](gpu, row, hold)
                 if any(f in row for f in PROFILED_FIELDS):
                     hold.idle(PROFILER_PASS_S)

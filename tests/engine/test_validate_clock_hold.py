@@ -48,3 +48,13 @@ def test_a_bad_idle_field_skips_the_row_with_a_reason(tmp_path, h100):
     report = validate(path, h100)
     assert report["rows"] == []
     assert "idle_before_s" in report["skipped"][0]["reason"] and "-1" in report["skipped"][0]["reason"]
+
+
+def test_the_first_row_of_a_new_dtype_starts_after_the_library_has_loaded_its_kernels(tmp_path, h100):
+    # loading the fp16 kernels keeps the GPU idle longer than the hold lasts (harness.FIRST_USE_IDLE_S)
+    from blackwell_sim.harness import FIRST_USE_IDLE_S
+
+    assert FIRST_USE_IDLE_S > h100.power.hold_ms * 1e-3
+    light_fp16 = {**LIGHT, "dtype": "fp16"}
+    alone = _predicted(tmp_path, h100, [light_fp16])[0]
+    assert _predicted(tmp_path, h100, [HEAVY, light_fp16])[1] == pytest.approx(alone)
