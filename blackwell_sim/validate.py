@@ -207,6 +207,22 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def _predict_in_order(gpu: GPUConfig, row: dict, hold: ClockHold, used: set) -> list:
+    """A HOLD_AWARE row in file order. Idle before it lets a held clock recover: a pause the row
+    names (``idle_before_s``), or the library loading the kernels of a kind and dtype not used
+    before in the file; a profiler pass after it (the row lists its kernels) ends the hold."""
+    if "idle_before_s" in row:
+        hold.idle(_need(row, "idle_before_s"))
+    first_use = (row["kind"], row.get("dtype"))
+    if first_use not in used:
+        used.add(first_use)
+        hold.idle(FIRST_USE_IDLE_S)
+    predictions = PREDICTORS[row["kind"]](gpu, row, hold)
+    if any(f in row for f in PROFILED_FIELDS):
+        hold.idle(PROFILER_PASS_S)
+    return predictions
+
+
 def validate(path: str | Path, config) -> dict:
     """Predict every row; returns ``{"rows": [...], "skipped": [...], "summary": [...]}``."""
     _register_optional()
@@ -222,14 +238,7 @@ def validate(path: str | Path, config) -> dict:
             continue
         try:
             if kind in HOLD_AWARE:
-                if "idle_before_s" in row:
-                    hold.idle(_need(row, "idle_before_s"))
-                if (kind, row.get("dtype")) not in used:
-                    used.add((kind, row.get("dtype")))
-                    hold.idle(FIRST_USE_IDLE_S)
-                predictions = PREDICTORS[kind](gpu, row, hold)
-                if any(f in row for f in PROFILED_FIELDS):
-                    hold.idle(PROFILER_PASS_S)
+                predictions = _predict_in_order(gpu, row, hold, used)
             else:
                 predictions = PREDICTORS[kind](config if kind in _SYSTEM_AWARE else gpu, row)
         except BlackwellSimError as exc:
