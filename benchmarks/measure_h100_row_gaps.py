@@ -14,7 +14,6 @@ recover (validate's harness.ClockHold). Writes $OUT/h100_row_gaps.jsonl.
     OUT=/tmp python benchmarks/measure_h100_row_gaps.py
 """
 
-import json
 import statistics
 import time
 
@@ -52,7 +51,7 @@ def row(dt_name, dt, m, n, kk):
         s.record(); f(); e.record(); torch.cuda.synchronize()
         times.append(s.elapsed_time(e) * 1e-3)
     t3 = time.perf_counter()
-    del A, B, C
+    A = B = C = None   # release the buffers before empty_cache (the script's del)
     torch.cuda.empty_cache()
     t4 = time.perf_counter()
     return dict(kind="gemm", dtype=dt_name, m=m, n=n, k=kk, median_s=statistics.median(times), min_s=min(times),

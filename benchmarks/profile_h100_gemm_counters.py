@@ -62,7 +62,7 @@ METRICS = [
 
 
 def known_metrics() -> list[str]:
-    out = subprocess.run(["ncu", "--query-metrics"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ncu", "--query-metrics"], capture_output=True, text=True, check=True).stdout
     bases = {line.split()[0] for line in out.splitlines() if line.strip() and not line.startswith("-")}
     return [m for m in METRICS if m.split(".")[0] in bases]
 
@@ -77,13 +77,15 @@ def run_shapes() -> None:
             a = torch.randn(m, k, device=dev).to(torch.float8_e4m3fn)
             b = torch.randn(n, k, device=dev).to(torch.float8_e4m3fn).t()
             one = torch.ones((), device=dev)
-            call = lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)  # noqa: E731
+            def call(a=a, b=b, one=one):
+                return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
         else:
             dt = {"bf16": torch.bfloat16, "fp16": torch.float16, "tf32": torch.float32}[dtype]
             a = torch.randn(m, k, device=dev, dtype=dt)
             b = torch.randn(k, n, device=dev, dtype=dt)
             c = torch.empty(m, n, device=dev, dtype=dt)
-            call = lambda: torch.matmul(a, b, out=c)  # noqa: E731
+            def call(a=a, b=b, c=c):
+                return torch.matmul(a, b, out=c)
         for _ in range(5):
             call()
         torch.cuda.synchronize()
