@@ -131,6 +131,10 @@ class ClockHold:
         else:
             self.idle(load_s)
 
+    def end(self) -> None:
+        """A pause longer than any hold (a profiler pass between rows)."""
+        self.clock_mhz, self.window_s = None, 0.0
+
     def idle(self, seconds: float) -> None:
         """``seconds`` without power-limited work (idle, or a harness's own pause)."""
         self.window_s = max(0.0, self.window_s - seconds)

@@ -166,9 +166,9 @@ PREDICTORS: dict[str, Predictor] = {"gemm": _gemm, "gemm_sparse24": _gemm_sparse
 #: measuring scripts, and their clocks follow the power controller's state)
 HOLD_AWARE = {"gemm", "gemm_sparse24"}
 #: a row listing the kernels it ran was profiled after it was timed (benchmarks/measure_h100*.py:
-#: a torch.profiler pass, host-bound, GPU mostly idle): a pause of at least this long before the next
+#: a torch.profiler pass, host-bound, GPU mostly idle), which ends a held clock: in those files the
+#: misaligned GEMMs after heavy rows ran at full clock (h100_sxm_extra*.jsonl, 2500x4500x3500)
 PROFILED_FIELDS = ("kernels", "kernel_detail")
-PROFILER_PASS_S = 0.1
 SKIP_REASONS = {"env": "device description, nothing to predict",
                 "env_after": "device description, nothing to predict",
                 "attention": "the attention kernel model does not exist yet (issue: attention kernels)"}
@@ -219,7 +219,7 @@ def _predict_in_order(gpu: GPUConfig, row: dict, hold: ClockHold, used: set) -> 
         hold.idle(FIRST_USE_IDLE_S)
     predictions = PREDICTORS[row["kind"]](gpu, row, hold)
     if any(f in row for f in PROFILED_FIELDS):
-        hold.idle(PROFILER_PASS_S)
+        hold.end()
     return predictions
 
 
